@@ -1,0 +1,1 @@
+"""Charts and reports drawn from results on disk."""

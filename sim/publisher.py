@@ -1,0 +1,220 @@
+"""The hospital's publisher: an XPUB socket, a readiness barrier and an
+open-loop send loop.
+
+Readiness. PUB drops whatever it sends before a subscription has arrived, so a
+run that simply started sending would mix slow-joiner loss into its drop
+counts. The publisher uses XPUB with XPUB_VERBOSE, which hands it every
+subscription message (duplicates from different subscribers included), and
+does not start its clock until it has seen every subscription the scenario
+expects, counted as a multiset of prefixes.
+
+Sending. Frames are built before the clock starts (up to a memory budget;
+past it, chunk by chunk as the run goes), so the per-update work is: wait for
+the intended time if it is still ahead, stamp the actual send time into the
+frame, send. Pacing is open-loop (see `sim.schedule`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import struct
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import zmq
+
+from sim import endpoints
+from sim.errors import RunError
+from sim.histogram import Histogram
+from sim.scenario import Scenario
+from sim.schedule import frame_chunks
+from sim.wire import ACTUAL_SEND_OFFSET, INTENDED_SEND_OFFSET
+
+logger = logging.getLogger(__name__)
+
+# Frames built before the clock starts, at most; a larger run builds the rest
+# as it goes, and the building time then shows as publisher lag.
+PREBUILD_BYTES = 256 * 1024 * 1024
+# Linux oversleeps by about 50 to 100 µs (timer slack), so the publisher sleeps
+# until this long before an update is due and spins the rest of the way.
+SPIN_NS = 60_000
+# The clock starts this long after the barrier, so the first update is not
+# already late when the loop reaches it.
+START_LEAD_NS = 5_000_000
+
+_stamp_actual = struct.Struct("<q").pack_into
+_stamp_both = struct.Struct("<qq").pack_into
+
+
+@dataclass
+class PublishOutcome:
+    """What one publisher run sent."""
+
+    run_id: int
+    published: int
+    per_topic: np.ndarray
+    first_send_ns: int
+    last_send_ns: int
+    lag: Histogram
+    aborted: bool = False
+    late_subscriptions: int = 0
+    chunks_built_late: int = 0
+    cpu_seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+
+def expected_subscriptions(scenario: Scenario) -> Counter[bytes]:
+    wanted: Counter[bytes] = Counter()
+    for spec in scenario.subscribers:
+        wanted.update(spec.prefixes())
+    return wanted
+
+
+def process_cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+class Publisher:
+    """Publishes one scenario's updates on an XPUB socket."""
+
+    def __init__(self, scenario: Scenario, context: zmq.Context) -> None:
+        self.scenario = scenario
+        self.run_id = random.SystemRandom().randrange(1, 2**32)
+        self.socket = context.socket(zmq.XPUB)
+        self.socket.setsockopt(zmq.XPUB_VERBOSE, 1)
+        self.socket.setsockopt(zmq.SNDHWM, scenario.hwm)
+        self.socket.setsockopt(zmq.RCVHWM, 0)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        if scenario.sndbuf:
+            self.socket.setsockopt(zmq.SNDBUF, scenario.sndbuf)
+        self.endpoint = ""
+        self._chunks: Iterator[np.ndarray] = iter(())
+        self._prebuilt: list[np.ndarray] = []
+
+    def bind(self) -> str:
+        self.endpoint = endpoints.bind(self.socket, self.scenario.endpoint)
+        logger.info("publisher bound %s (run id %08x)", self.endpoint, self.run_id)
+        return self.endpoint
+
+    def prebuild(self) -> None:
+        """Build frames ahead of the clock, up to PREBUILD_BYTES."""
+        self._chunks = frame_chunks(self.scenario, self.run_id)
+        built = 0
+        for chunk in self._chunks:
+            self._prebuilt.append(chunk)
+            built += chunk.nbytes
+            if built >= PREBUILD_BYTES:
+                break
+        logger.debug("prebuilt %d bytes of frames", built)
+
+    def await_subscriptions(self, wanted: Counter[bytes], timeout_s: float) -> None:
+        """Block until every wanted subscription has arrived (bounded)."""
+        outstanding = Counter(wanted)
+        deadline = time.monotonic() + timeout_s
+        while +outstanding:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self.socket.poll(int(remaining * 1000)):
+                total = sum(wanted.values())
+                arrived = total - sum((+outstanding).values())
+                raise RunError(
+                    f"only {arrived} of {total} subscriptions reached the publisher"
+                    f" within {timeout_s:.0f} s; missing {sorted(+outstanding)[:3]}"
+                )
+            message = self.socket.recv()
+            if message[:1] == b"\x01":
+                outstanding[message[1:]] -= 1
+            elif message[:1] == b"\x00":
+                outstanding[message[1:]] += 1
+        logger.info("all %d subscriptions arrived", sum(wanted.values()))
+
+    def publish(
+        self,
+        should_stop: Callable[[], bool] = lambda: False,
+        on_chunk: Callable[[np.ndarray, list[bytes]], None] | None = None,
+    ) -> PublishOutcome:
+        """Send every update on schedule; `should_stop` is asked between chunks,
+        `on_chunk` told of each chunk sent and the subscription changes seen."""
+        paced = self.scenario.paced_by != "max"
+        start_ns = time.monotonic_ns() + START_LEAD_NS
+        per_topic = np.zeros(self.scenario.patients + 1, dtype=np.int64)
+        lag = Histogram()
+        outcome = PublishOutcome(self.run_id, 0, per_topic, 0, 0, lag)
+        cpu_before = process_cpu_seconds()
+        for built_late, frames in self._all_chunks():
+            outcome.chunks_built_late += built_late
+            if paced:
+                frames["intended_ns"] += start_ns
+            sent = self._send_chunk(frames, paced)
+            if outcome.published == 0 and sent:
+                outcome.first_send_ns = int(frames["actual_ns"][0])
+            if sent:
+                outcome.last_send_ns = int(frames["actual_ns"][sent - 1])
+            outcome.published += sent
+            per_topic += np.bincount(frames["patient"][:sent], minlength=len(per_topic))
+            if paced:
+                lag.record(frames["actual_ns"][:sent] - frames["intended_ns"][:sent])
+            changes = self._drain_subscriptions()
+            outcome.late_subscriptions += len(changes)
+            if on_chunk is not None:
+                on_chunk(frames[:sent], changes)
+            if sent < len(frames) or should_stop():
+                outcome.aborted = True
+                break
+        outcome.cpu_seconds = process_cpu_seconds() - cpu_before
+        logger.info("published %d updates", outcome.published)
+        return outcome
+
+    def _all_chunks(self) -> Iterator[tuple[int, np.ndarray]]:
+        for chunk in self._prebuilt:
+            yield 0, chunk
+        self._prebuilt = []
+        for chunk in self._chunks:
+            yield 1, chunk
+
+    def _send_chunk(self, frames: np.ndarray, paced: bool) -> int:
+        """Send a chunk's frames; the number sent (all, unless interrupted)."""
+        size = frames.itemsize
+        buffer = memoryview(frames.view(np.uint8))
+        send = self.socket.send
+        now = time.monotonic_ns
+        if not paced:
+            for offset in range(0, len(frames) * size, size):
+                moment = now()
+                _stamp_both(buffer, offset + INTENDED_SEND_OFFSET, moment, moment)
+                send(buffer[offset : offset + size])
+            return len(frames)
+        due_times = frames["intended_ns"].tolist()
+        offset = 0
+        for due in due_times:
+            moment = now()
+            if moment < due:
+                moment = _wait_until(due)
+            _stamp_actual(buffer, offset + ACTUAL_SEND_OFFSET, moment)
+            send(buffer[offset : offset + size])
+            offset += size
+        return len(frames)
+
+    def _drain_subscriptions(self) -> list[bytes]:
+        """Subscription changes that arrived during the run (reconnects)."""
+        changes = []
+        while self.socket.poll(0):
+            changes.append(self.socket.recv())
+        return changes
+
+    def close(self) -> None:
+        self.socket.close(linger=0)
+
+
+def _wait_until(due_ns: int) -> int:
+    now = time.monotonic_ns()
+    if due_ns - now > SPIN_NS:
+        time.sleep((due_ns - now - SPIN_NS) / 1e9)
+    while (now := time.monotonic_ns()) < due_ns:
+        pass
+    return now

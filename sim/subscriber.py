@@ -1,0 +1,249 @@
+"""Hospital subscribers: SUB sockets that count, time and check every update.
+
+The receive loop is the harness's ceiling, so it does as little as possible
+per message: receive, check the size, take the receive time, append both to
+lists. Everything else (decoding, validation, foreign-topic checks, sequence
+accounting, latency histograms) runs once per batch on numpy arrays.
+
+End of run. The subscriber never decides by silence that a run is over: the
+harness sends, on the control channel, how many updates the publisher sent on
+every topic. The subscriber then keeps receiving until it has them all, or
+until nothing has arrived for `drain_quiet_seconds`, or `drain_timeout_seconds`
+have passed, and only then reports; what never arrived is dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import resource
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import zmq
+
+from sim.accounting import TopicLedger
+from sim.histogram import Histogram
+from sim.roles import SubscriberSpec
+from sim.wire import BatchDecoder
+
+logger = logging.getLogger(__name__)
+
+# Frames taken from one socket in one go, and the number held back before they
+# are processed as a batch. Processing a batch costs tens of microseconds
+# whatever its size, so frames wait (their receive times already taken) until
+# a batch is full or the subscriber is idle; large enough that numpy's
+# per-call overhead is spread thin, small enough that a batch is processed
+# long before the socket's high-water mark fills.
+BATCH_FRAMES = 512
+SECONDS_PER_DAY = 86_400
+# Names of foreign topics kept as evidence in a report.
+FOREIGN_EXAMPLES = 5
+
+
+@dataclass
+class Tally:
+    """What one subscriber has seen so far."""
+
+    received_frames: int = 0
+    malformed: int = 0
+    foreign: int = 0
+    stale: int = 0  # well-formed updates from a publisher run other than this one
+    negative_latency: int = 0
+    foreign_topics: list[str] = field(default_factory=list)
+    first_receive_ns: int = 0
+    last_receive_ns: int = 0
+
+
+class SubscriberSocket:
+    """One subscriber: a SUB socket following one role's patients."""
+
+    def __init__(
+        self,
+        spec: SubscriberSpec,
+        *,
+        context: zmq.Context,
+        endpoint: str,
+        decoder: BatchDecoder,
+        hwm: int,
+        rcvbuf: int = 0,
+        start_epoch: int = 0,
+        extra_prefixes: tuple[bytes, ...] = (),
+    ) -> None:
+        self.spec = spec
+        self.decoder = decoder
+        self.start_epoch = start_epoch
+        self.socket = context.socket(zmq.SUB)
+        self.socket.setsockopt(zmq.RCVHWM, hwm)
+        # Subscriptions travel out through the send queue: at the default
+        # high-water mark of 1,000, a subscriber to 10,000 topics would
+        # silently subscribe to only 1,000 of them.
+        self.socket.setsockopt(zmq.SNDHWM, 0)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        if rcvbuf:
+            self.socket.setsockopt(zmq.RCVBUF, rcvbuf)
+        self.socket.connect(endpoint)
+        # `extra_prefixes` exist only so tests can show that a wrong
+        # subscription is caught as foreign; the roles never produce one.
+        self.prefixes = spec.prefixes() + list(extra_prefixes)
+        for prefix in self.prefixes:
+            self.socket.setsockopt(zmq.SUBSCRIBE, prefix)
+        self.follows = np.zeros(decoder.patients + 1, dtype=bool)
+        if spec.follows_all():
+            self.follows[1:] = True
+        else:
+            self.follows[list(spec.patients)] = True
+        self.tally = Tally()
+        self.ledgers: dict[int, TopicLedger] = {}
+        self.from_intended = Histogram()
+        self.from_actual = Histogram()
+        self.per_day = np.zeros(0, dtype=np.int64)
+        self.trace: list[np.ndarray] = []
+        self._frames: list[bytes] = []
+        self._stamps: list[int] = []
+
+    @property
+    def topics(self) -> int:
+        return int(self.follows.sum())
+
+    def receive(self) -> int:
+        """Take what is waiting, up to a batch, without processing it."""
+        frames, stamps = self._frames, self._stamps
+        keep, stamp = frames.append, stamps.append
+        recv, now = self.socket.recv, time.monotonic_ns
+        size = self.decoder.message_bytes
+        before = len(frames)
+        try:
+            for _ in range(BATCH_FRAMES):
+                frame = recv(zmq.NOBLOCK)
+                if len(frame) == size:
+                    keep(frame)
+                    stamp(now())
+                else:
+                    self._set_aside_odd_frame()
+        except zmq.Again:
+            pass
+        return len(frames) - before
+
+    @property
+    def pending(self) -> int:
+        return len(self._frames)
+
+    def flush(self) -> None:
+        """Process every frame received so far."""
+        if not self._frames:
+            return
+        frames, stamps = self._frames, self._stamps
+        self._frames, self._stamps = [], []
+        self._account(frames, np.array(stamps, dtype=np.int64))
+        if self.spec.slow_us:
+            time.sleep(len(frames) * self.spec.slow_us / 1e6)
+
+    def _set_aside_odd_frame(self) -> None:
+        """A frame of the wrong size: count it, with the rest of its message."""
+        self.tally.malformed += 1
+        while self.socket.getsockopt(zmq.RCVMORE):
+            self.socket.recv()
+
+    def _account(self, frames: list[bytes], received_ns: np.ndarray) -> None:
+        tally = self.tally
+        if not tally.first_receive_ns:
+            tally.first_receive_ns = int(received_ns[0])
+        tally.last_receive_ns = int(received_ns[-1])
+        tally.received_frames += len(frames)
+        records, valid = self.decoder.decode(frames)
+        if not valid.all():
+            tally.malformed += int((~valid).sum())
+            records, received_ns = records[valid], received_ns[valid]
+        own = self.follows[records["patient"]]
+        if not own.all():
+            self._note_foreign(records[~own])
+            records, received_ns = records[own], received_ns[own]
+        if len(records) == 0:
+            return
+        run_ids = records["run_id"]
+        for run_id in np.unique(run_ids).tolist():
+            mine = run_ids == run_id
+            ledger = self.ledgers.get(run_id)
+            if ledger is None:
+                ledger = self.ledgers[run_id] = TopicLedger(self.decoder.patients)
+            ledger.record(records["patient"][mine], records["seq"][mine])
+        from_intended = received_ns - records["intended_ns"]
+        tally.negative_latency += int((from_intended < 0).sum())
+        self.from_intended.record(from_intended)
+        self.from_actual.record(received_ns - records["actual_ns"])
+        days = (records["sim_time"] - self.start_epoch) // SECONDS_PER_DAY
+        days = np.clip(days, 0, None)
+        counts = np.bincount(days)
+        if len(counts) > len(self.per_day):
+            self.per_day = np.pad(self.per_day, (0, len(counts) - len(self.per_day)))
+        self.per_day[: len(counts)] += counts
+        if self.spec.trace:
+            self.trace.append(
+                np.stack([run_ids, records["patient"], records["seq"]], axis=1)
+            )
+
+    def _note_foreign(self, records: np.ndarray) -> None:
+        self.tally.foreign += len(records)
+        room = FOREIGN_EXAMPLES - len(self.tally.foreign_topics)
+        for topic in np.unique(records["topic"])[:room].tolist():
+            self.tally.foreign_topics.append(topic.decode(errors="replace"))
+
+    def received_for(self, run_id: int) -> int:
+        self.flush()
+        ledger = self.ledgers.get(run_id)
+        return int(ledger.received[self.follows].sum()) if ledger else 0
+
+    def report(self, run_id: int, published: np.ndarray) -> dict:
+        """This subscriber's figures for the publisher run `run_id`."""
+        self.flush()
+        ledger = self.ledgers.get(run_id) or TopicLedger(self.decoder.patients)
+        expected_per_topic = np.where(self.follows, published, 0)
+        received_per_topic = np.where(self.follows, ledger.received, 0)
+        dropped_per_topic = expected_per_topic - received_per_topic
+        stale = sum(
+            int(other.received.sum())
+            for key, other in self.ledgers.items()
+            if key != run_id
+        )
+        topics_with_drops = np.flatnonzero(dropped_per_topic)
+        report = {
+            "name": self.spec.name,
+            "role": str(self.spec.role),
+            "topics": self.topics,
+            "patients": list(self.spec.patients),
+            "expected": int(expected_per_topic.sum()),
+            "received": int(received_per_topic.sum()),
+            "dropped": int(dropped_per_topic.sum()),
+            "foreign": self.tally.foreign,
+            "foreign_topics": self.tally.foreign_topics,
+            "duplicates": ledger.duplicates,
+            "reordered": ledger.reordered,
+            "gaps": ledger.gap_events,
+            "malformed": self.tally.malformed,
+            "stale": stale,
+            "topics_with_drops": len(topics_with_drops),
+            "negative_latency": self.tally.negative_latency,
+            "latency_us": self.from_intended.percentiles(scale=1000.0),
+            "latency_from_actual_us": self.from_actual.percentiles(scale=1000.0),
+            "first_receive_ns": self.tally.first_receive_ns,
+            "last_receive_ns": self.tally.last_receive_ns,
+            "received_per_day": self.per_day.tolist(),
+            "histograms": {
+                "from_intended": self.from_intended.to_dict(),
+                "from_actual": self.from_actual.to_dict(),
+            },
+        }
+        if self.spec.trace:
+            trace = np.concatenate(self.trace) if self.trace else np.zeros((0, 3))
+            report["trace"] = trace.astype(np.int64).tolist()
+        return report
+
+    def close(self) -> None:
+        self.socket.close(linger=0)
+
+
+def process_usage() -> tuple[float, int]:
+    """CPU seconds (user + system) and peak resident bytes of this process."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024

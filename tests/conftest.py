@@ -1,0 +1,42 @@
+"""Fixtures shared by the test suite."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+# Every command a test starts is bounded: a hung harness fails the test
+# instead of hanging the suite.
+COMMAND_TIMEOUT_S = 120
+
+
+def run_wardcast(
+    *args: str, timeout: float = COMMAND_TIMEOUT_S, check: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed command line as a user would, bounded in time."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "sim.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+    if check and completed.returncode != 0:
+        raise AssertionError(
+            f"wardcast {' '.join(args)} exited {completed.returncode}:\n"
+            f"{completed.stdout}\n{completed.stderr}"
+        )
+    return completed
+
+
+def read_result(folder: Path) -> dict:
+    return json.loads((folder / "result.json").read_text())
+
+
+@pytest.fixture
+def wardcast():
+    return run_wardcast
