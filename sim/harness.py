@@ -189,11 +189,12 @@ class Harness:
                 time.monotonic() + PROCESS_EXIT_GRACE_S,
             )
         for worker in self.workers.values():
-            if (
-                worker.process.poll() is None
-                and worker.alive
-                and worker.state != "reported"
-            ):
+            if worker.process.poll() is not None:
+                continue
+            if worker.state in ("starting", "hello"):
+                # It has done nothing yet and may not even be connected.
+                worker.process.terminate()
+            elif worker.alive and worker.state != "reported":
                 self._tell(worker, "abort")
         self._reap()
         self.outcome.workers = list(self.workers.values())
