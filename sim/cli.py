@@ -130,10 +130,7 @@ def scenario_from_options(args: argparse.Namespace) -> Scenario:
 
 def command_run(args: argparse.Namespace) -> int:
     scenario = scenario_from_options(args)
-    out = (
-        args.out
-        or Path("results") / f"{scenario.name}-{dt.datetime.now():%Y%m%d-%H%M%S}"
-    )
+    out = args.out or default_out(scenario.name)
     _check_writable(out)
 
     from sim import result as results
@@ -153,6 +150,16 @@ def command_run(args: argparse.Namespace) -> int:
     return (
         EXIT_OK if record["passed"] and record["status"] == "complete" else EXIT_FAILED
     )
+
+
+def default_out(name: str) -> Path:
+    """results/NAME-TIME, with a suffix when that folder is already taken."""
+    base = Path("results") / f"{name}-{dt.datetime.now():%Y%m%d-%H%M%S}"
+    folder, suffix = base, 1
+    while folder.exists():
+        suffix += 1
+        folder = base.with_name(f"{base.name}-{suffix}")
+    return folder
 
 
 def _check_writable(folder: Path) -> None:
