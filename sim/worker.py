@@ -21,7 +21,6 @@ import zmq
 
 from sim import control
 from sim.errors import RunError, UserError
-from sim.publisher import Publisher, expected_subscriptions
 from sim.roles import SubscriberSpec
 from sim.scenario import Scenario
 from sim.schedule import slots
@@ -42,6 +41,9 @@ class Aborted(Exception):
 
 
 def run_publisher(link: zmq.Socket, context: zmq.Context, config: dict) -> None:
+    # Imported here so that subscriber processes, the many, never load it.
+    from sim.publisher import Publisher, expected_subscriptions
+
     scenario = Scenario.from_dict(config["scenario"])
     publisher = Publisher(scenario, context)
     try:
