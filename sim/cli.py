@@ -21,6 +21,7 @@ from pathlib import Path
 from sim.errors import RunError, ScenarioError, UserError
 from sim.roles import parse_subscriber
 from sim.scenario import Scenario, load, parse_rate, resolve
+from sim.security import refuse_plaintext
 
 logger = logging.getLogger("sim")
 
@@ -61,6 +62,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_subscribe_options(
         commands.add_parser("subscribe", help="one subscriber, in real time")
     )
+    keys = commands.add_parser(
+        "keys", help="CURVE certificates for a publisher and its subscribers"
+    )
+    keys.add_argument("folder", type=Path, help="where to write the certificates")
+    keys.add_argument(
+        "--subscriber",
+        action="append",
+        metavar="NAME",
+        help="a subscriber's name; repeat (default: the reference six)",
+    )
     return parser
 
 
@@ -95,6 +106,25 @@ def add_scenario_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--endpoint", help="where the publisher binds (tcp://127.0.0.1:*)"
     )
+    parser.add_argument(
+        "--curve",
+        action="store_true",
+        default=None,
+        help="encrypt with CURVE (keys made for the run unless --keys)",
+    )
+    parser.add_argument(
+        "--keys", help="CURVE key folder made by `wardcast keys` (implies --curve)"
+    )
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow plaintext on an --endpoint other machines can reach",
+    )
+    parser.add_argument(
+        "--max-message-bytes",
+        type=int,
+        help="subscribers' ZMQ_MAXMSGSIZE: 0 the frame size (default), -1 unlimited",
+    )
 
 
 _OPTION_FIELDS = (
@@ -108,6 +138,9 @@ _OPTION_FIELDS = (
     "seed",
     "subscribers_per_process",
     "endpoint",
+    "curve",
+    "keys",
+    "max_message_bytes",
 )
 
 
@@ -125,7 +158,11 @@ def scenario_from_options(args: argparse.Namespace) -> Scenario:
         changes["subscribers"] = tuple(
             parse_subscriber(text) for text in args.subscriber
         )
-    return resolve(scenario.replace(**changes))
+    if args.keys:
+        changes["curve"] = True
+    scenario = resolve(scenario.replace(**changes))
+    refuse_plaintext(scenario.endpoint, insecure=args.insecure, curve=scenario.curve)
+    return scenario
 
 
 def command_run(args: argparse.Namespace) -> int:
@@ -153,6 +190,22 @@ def command_run(args: argparse.Namespace) -> int:
     return (
         EXIT_OK if record["passed"] and record["status"] == "complete" else EXIT_FAILED
     )
+
+
+def command_keys(args: argparse.Namespace) -> int:
+    from sim.roles import reference_subscribers
+    from sim.security import create_keys
+
+    names = args.subscriber or [spec.name for spec in reference_subscribers()]
+    made = create_keys(args.folder, names)
+    print(f"publisher key: {made[0]} (its secret beside it: publisher only)")
+    for path in made[1:]:
+        print(f"subscriber key: {path} (secret: {path.name}_secret, that subscriber)")
+    print(
+        f"the publisher admits the public keys in {args.folder / 'subscribers'};"
+        " remove a .key file there to revoke a subscriber"
+    )
+    return 0
 
 
 def _check_writable(folder: Path) -> None:
@@ -189,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         "run": command_run,
         "publish": realtime.command_publish,
         "subscribe": realtime.command_subscribe,
+        "keys": command_keys,
     }
     try:
         return handlers[args.command](args)

@@ -37,6 +37,7 @@ from sim import control
 from sim.errors import EndpointError, RunError
 from sim.scenario import Scenario
 from sim.schedule import scheduled_seconds
+from sim.security import RunKeys
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +96,11 @@ class Harness:
         control_endpoint: str = CONTROL_ENDPOINT,
     ) -> None:
         self.scenario = scenario
+        self.run_keys: RunKeys | None = None
+        if scenario.curve:
+            names = [spec.name for spec in scenario.subscribers]
+            self.run_keys = RunKeys(scenario.keys, names)
+            self.scenario = scenario.replace(keys=str(self.run_keys.folder))
         self.log_level = log_level
         self.launcher = launcher
         self.context = zmq.Context()
@@ -199,6 +205,8 @@ class Harness:
         self.outcome.workers = list(self.workers.values())
         self.router.close(linger=0)
         self.context.term()
+        if self.run_keys is not None:
+            self.run_keys.remove()
         if self._user_error:
             raise EndpointError(self._user_error)
 

@@ -25,7 +25,12 @@ from sim.publisher import Publisher, expected_subscriptions
 from sim.roles import SubscriberSpec
 from sim.scenario import Scenario
 from sim.schedule import slots
-from sim.subscriber import BATCH_FRAMES, SubscriberSocket, process_usage
+from sim.subscriber import (
+    BATCH_FRAMES,
+    SubscriberSocket,
+    process_usage,
+    subscriber_message_limit,
+)
 from sim.wire import BatchDecoder
 
 logger = logging.getLogger("sim.worker")
@@ -92,6 +97,8 @@ def run_subscribers(link: zmq.Socket, context: zmq.Context, config: dict) -> Non
             hwm=scenario.hwm,
             rcvbuf=scenario.rcvbuf,
             start_epoch=start_epoch,
+            keys=scenario.keys if scenario.curve else "",
+            max_message_bytes=subscriber_message_limit(scenario),
         )
         for raw in config["subscribers"]
     ]
@@ -209,6 +216,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except Aborted:
         return 0
+    except UserError as error:  # a missing key, say: the user's to fix
+        control.send(link, "failed", {"error": str(error), "user_error": True})
+        return 2
     except Exception as error:  # report any failure to the harness, then exit
         logger.debug("worker failed", exc_info=True)
         detail = "".join(traceback.format_exception_only(error)).strip()
