@@ -219,6 +219,7 @@ class Publisher:
         self.socket.close(linger=0)
         if self.curve is not None:
             self.curve.stop()
+            self.curve = None
 
 
 def _wait_until(due_ns: int) -> int:

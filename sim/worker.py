@@ -50,6 +50,19 @@ def run_publisher(link: zmq.Socket, context: zmq.Context, config: dict) -> None:
     scenario = Scenario.from_dict(config["scenario"])
     publisher = Publisher(scenario, context)
     try:
+        _publish(link, publisher, scenario, config)
+    finally:
+        # Also on failure: an open socket or a running authenticator would
+        # block the context's termination and hang this process.
+        publisher.close()
+    cpu, rss = process_usage()
+    control.send(link, "usage", {"cpu_seconds_total": cpu, "max_rss_bytes": rss})
+
+
+def _publish(
+    link: zmq.Socket, publisher: Publisher, scenario: Scenario, config: dict
+) -> None:
+    try:
         endpoint = publisher.bind()
     except UserError as error:
         control.send(link, "failed", {"error": str(error), "user_error": True})
@@ -77,9 +90,6 @@ def run_publisher(link: zmq.Socket, context: zmq.Context, config: dict) -> None:
     # Stay up until every subscriber has reported: the socket's queues are
     # still being flushed by ZeroMQ's I/O thread.
     _await(link, "exit", config["exit_timeout_seconds"])
-    publisher.close()
-    cpu, rss = process_usage()
-    control.send(link, "usage", {"cpu_seconds_total": cpu, "max_rss_bytes": rss})
 
 
 def run_subscribers(link: zmq.Socket, context: zmq.Context, config: dict) -> None:
@@ -226,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         link.close(linger=2000)
-        context.term()
+        # destroy, not term: sockets a failure left open must not hang the exit.
+        context.destroy(linger=0)
 
 
 if __name__ == "__main__":
