@@ -44,6 +44,8 @@ SECONDS_PER_DAY = 86_400
 # What the session monitor listens for: a session made (after CURVE, if any)
 # and a session ended.
 SESSION_EVENTS = zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED
+# The longest run a scenario may describe (100,000 days), in simulated seconds.
+LONGEST_RUN_SECONDS = 100_000 * SECONDS_PER_DAY
 # Names of foreign topics kept as evidence in a report.
 FOREIGN_EXAMPLES = 5
 
@@ -186,6 +188,9 @@ class SubscriberSocket:
         tally.last_receive_ns = int(received_ns[-1])
         tally.received_frames += len(frames)
         records, valid = self.decoder.decode(frames)
+        # A simulated time far outside any run would make the per-day counts
+        # below allocate without bound: such a frame is malformed.
+        valid &= records["sim_time"] - self.start_epoch < LONGEST_RUN_SECONDS
         if not valid.all():
             tally.malformed += int((~valid).sum())
             records, received_ns = records[valid], received_ns[valid]
