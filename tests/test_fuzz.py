@@ -9,6 +9,10 @@ makes hypothesis derive its examples from each test's source, and
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import zmq
@@ -206,3 +210,77 @@ def test_fuzz_oversized_frame_ends_the_session_and_the_subscriber_notices() -> N
         assert report["malformed"] == 1
     finally:
         guarded.close()
+
+
+def test_fuzz_hostile_peer_cannot_crash_a_subscriber_process() -> None:
+    """A raw XPUB sends a real `wardcast subscribe` process garbage, one good
+    update, then a frame over its size limit: the process counts the garbage,
+    shows the update, notices the session has ended for good and says so."""
+    context = zmq.Context()
+    peer = context.socket(zmq.XPUB)
+    peer.setsockopt(zmq.LINGER, 0)
+    peer.bind("tcp://127.0.0.1:*")
+    endpoint = peer.getsockopt_string(zmq.LAST_ENDPOINT)
+    subscriber = subprocess.Popen(
+        [sys.executable, "-m", "sim.cli", "subscribe", "--role", "caregiver"]
+        + ["--patient", "1", "--endpoint", endpoint, "--max-message-bytes", "4096"]
+        + ["--reconnect-seconds", "1", "--max-seconds", "60"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert peer.poll(DELIVERY_MS * 3), "the subscriber never subscribed"
+        assert peer.recv() == b"\x01Patient_1_data\x00"
+        topic = b"Patient_1_data\x00"
+        garbage = [
+            [topic],  # a header cut short
+            [topic + b"\xff" * 300],  # the wrong size and no magic
+            [topic, valid_frame()],  # two parts
+            [valid_frame(text=b"\xc3\x28 not UTF-8")],
+            [topic + bytes(wire.TEXT_OFFSET - len(topic))],  # header of zeros
+        ]
+        for message in garbage:
+            peer.send_multipart(message)
+        peer.send(valid_frame(text=b"Dear Caregiver, the one good update"))
+        peer.send(topic + bytes(1024 * 1024))  # over the limit: ends the session
+        out, err = subscriber.communicate(timeout=60)
+    finally:
+        subscriber.kill()
+        peer.close(linger=0)
+        context.term()
+    assert subscriber.returncode == 1, err
+    assert "Patient_1_data: Dear Caregiver, the one good update" in out
+    assert out.count("(malformed update") == len(garbage)
+    assert "received 1 updates; 0 missing by sequence number, 0 foreign," in out
+    assert f"{len(garbage)} malformed; 1 sessions ended" in out
+    assert "Traceback" not in err
+    assert err.count("\n") == 1 and "ended and did not resume" in err
+
+
+def test_fuzz_raw_tcp_garbage_never_crashes_a_subscriber_process() -> None:
+    """Not even ZeroMQ: a TCP server on loopback that answers with noise."""
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    subscriber = subprocess.Popen(
+        [sys.executable, "-m", "sim.cli", "subscribe", "--role", "administration"]
+        + ["--endpoint", f"tcp://127.0.0.1:{port}", "--max-seconds", "3"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        server.settimeout(30)
+        connection, _ = server.accept()
+        noise = np.random.default_rng(6).bytes(64 * 1024)
+        with connection:
+            try:
+                connection.sendall(noise)
+            except OSError:
+                pass  # the subscriber may hang up first: that is the point
+        out, err = subscriber.communicate(timeout=60)
+    finally:
+        subscriber.kill()
+        server.close()
+    assert "Traceback" not in err
+    assert "received 0 updates" in out
