@@ -6,8 +6,10 @@ errors into one line on standard error and an exit status:
 
     0  the run passed
     1  the run measured a failure (foreign or malformed updates, a subscriber
-       that never reported) or could not finish
+       that never reported) or could not finish, or its result could not be
+       written where asked
     2  the user asked for something that cannot be done
+  130  interrupted by Ctrl-C; what was measured is written, marked incomplete
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import argparse
 import datetime as dt
 import logging
 import sys
+import tempfile
 from pathlib import Path
 
 from sim.errors import RunError, ScenarioError, UserError
@@ -26,6 +29,8 @@ from sim.security import refuse_plaintext
 logger = logging.getLogger("sim")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+# The shell's convention for a command ended by Ctrl-C (128 + SIGINT).
+EXIT_INTERRUPTED = 130
 
 
 class _Parser(argparse.ArgumentParser):
@@ -184,12 +189,41 @@ def command_run(args: argparse.Namespace) -> int:
     )
     outcome = Harness(scenario, log_level=_log_level(args.verbose)).run()
     record = results.build(outcome)
-    path = results.write(record, out)
-    print(results.summary(record))
-    print(f"result: {path}")
+    print(results.summary(record), flush=True)
+    path = _write_result(record, out)
+    print(f"result: {path}" + (" (incomplete)" if outcome.interrupted else ""))
+    if outcome.interrupted:
+        return EXIT_INTERRUPTED
+    if path.parent != out:
+        return EXIT_FAILED
     return (
         EXIT_OK if record["passed"] and record["status"] == "complete" else EXIT_FAILED
     )
+
+
+def _write_result(record: dict, out: Path) -> Path:
+    """Write the result in `out`, or, if that disk fails (full, say), in the
+    temporary folder, saying so: what was measured is never thrown away."""
+    from sim import result as results
+
+    try:
+        return results.write(record, out)
+    except OSError as error:
+        fallback = Path(tempfile.mkdtemp(prefix="wardcast-result-"))
+        try:
+            path = results.write(record, fallback)
+        except OSError as second:
+            raise RunError(
+                f"cannot write result.json in {out} ({error.strerror}) nor in"
+                f" {fallback} ({second.strerror}): free some space; the table above"
+                " is what was measured"
+            ) from None
+        print(
+            f"wardcast: cannot write result.json in {out} ({error.strerror});"
+            f" wrote it to {path} instead",
+            file=sys.stderr,
+        )
+        return path
 
 
 def command_keys(args: argparse.Namespace) -> int:
@@ -254,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("wardcast: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

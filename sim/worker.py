@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 import time
 import traceback
@@ -208,6 +209,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker-id", required=True)
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args(argv)
+    # Ctrl-C in a terminal reaches every process in its group. The harness
+    # alone decides what it means, and asks its workers for what they have
+    # measured; a worker that died of it would take its figures with it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(
         level=args.log_level,
         format=f"%(asctime)s {args.worker_id} %(levelname)s %(name)s: %(message)s",
