@@ -6,8 +6,10 @@ errors into one line on standard error and an exit status:
 
     0  the run passed
     1  the run measured a failure (foreign or malformed updates, a subscriber
-       that never reported) or could not finish
+       that never reported) or could not finish, or its result could not be
+       written where asked
     2  the user asked for something that cannot be done
+  130  interrupted by Ctrl-C; what was measured is written, marked incomplete
 """
 
 from __future__ import annotations
@@ -16,15 +18,19 @@ import argparse
 import datetime as dt
 import logging
 import sys
+import tempfile
 from pathlib import Path
 
 from sim.errors import RunError, ScenarioError, UserError
 from sim.roles import parse_subscriber
 from sim.scenario import Scenario, load, parse_rate, resolve
+from sim.security import refuse_plaintext
 
 logger = logging.getLogger("sim")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+# The shell's convention for a command ended by Ctrl-C (128 + SIGINT).
+EXIT_INTERRUPTED = 130
 
 
 class _Parser(argparse.ArgumentParser):
@@ -61,6 +67,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_subscribe_options(
         commands.add_parser("subscribe", help="one subscriber, in real time")
     )
+    keys = commands.add_parser(
+        "keys", help="CURVE certificates for a publisher and its subscribers"
+    )
+    keys.add_argument("folder", type=Path, help="where to write the certificates")
+    keys.add_argument(
+        "--subscriber",
+        action="append",
+        metavar="NAME",
+        help="a subscriber's name; repeat (default: the reference six)",
+    )
     return parser
 
 
@@ -95,6 +111,25 @@ def add_scenario_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--endpoint", help="where the publisher binds (tcp://127.0.0.1:*)"
     )
+    parser.add_argument(
+        "--curve",
+        action="store_true",
+        default=None,
+        help="encrypt with CURVE (keys made for the run unless --keys)",
+    )
+    parser.add_argument(
+        "--keys", help="CURVE key folder made by `wardcast keys` (implies --curve)"
+    )
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow plaintext on an --endpoint other machines can reach",
+    )
+    parser.add_argument(
+        "--max-message-bytes",
+        type=int,
+        help="subscribers' ZMQ_MAXMSGSIZE: 0 the frame size (default), -1 unlimited",
+    )
 
 
 _OPTION_FIELDS = (
@@ -108,6 +143,9 @@ _OPTION_FIELDS = (
     "seed",
     "subscribers_per_process",
     "endpoint",
+    "curve",
+    "keys",
+    "max_message_bytes",
 )
 
 
@@ -125,7 +163,11 @@ def scenario_from_options(args: argparse.Namespace) -> Scenario:
         changes["subscribers"] = tuple(
             parse_subscriber(text) for text in args.subscriber
         )
-    return resolve(scenario.replace(**changes))
+    if args.keys:
+        changes["curve"] = True
+    scenario = resolve(scenario.replace(**changes))
+    refuse_plaintext(scenario.endpoint, insecure=args.insecure, curve=scenario.curve)
+    return scenario
 
 
 def command_run(args: argparse.Namespace) -> int:
@@ -144,9 +186,13 @@ def command_run(args: argparse.Namespace) -> int:
     )
     outcome = Harness(scenario, log_level=_log_level(args.verbose)).run()
     record = results.build(outcome)
-    path = results.write(record, out)
-    print(results.summary(record))
-    print(f"result: {path}")
+    print(results.summary(record), flush=True)
+    path = _write_result(record, out)
+    print(f"result: {path}" + (" (incomplete)" if outcome.interrupted else ""))
+    if outcome.interrupted:
+        return EXIT_INTERRUPTED
+    if path.parent != out:
+        return EXIT_FAILED
     return (
         EXIT_OK if record["passed"] and record["status"] == "complete" else EXIT_FAILED
     )
@@ -160,6 +206,47 @@ def default_out(name: str) -> Path:
         suffix += 1
         folder = base.with_name(f"{base.name}-{suffix}")
     return folder
+
+
+def _write_result(record: dict, out: Path) -> Path:
+    """Write the result in `out`, or, if that disk fails (full, say), in the
+    temporary folder, saying so: what was measured is never thrown away."""
+    from sim import result as results
+
+    try:
+        return results.write(record, out)
+    except OSError as error:
+        fallback = Path(tempfile.mkdtemp(prefix="wardcast-result-"))
+        try:
+            path = results.write(record, fallback)
+        except OSError as second:
+            raise RunError(
+                f"cannot write result.json in {out} ({error.strerror}) nor in"
+                f" {fallback} ({second.strerror}): free some space; the table above"
+                " is what was measured"
+            ) from None
+        print(
+            f"wardcast: cannot write result.json in {out} ({error.strerror});"
+            f" wrote it to {path} instead",
+            file=sys.stderr,
+        )
+        return path
+
+
+def command_keys(args: argparse.Namespace) -> int:
+    from sim.roles import reference_subscribers
+    from sim.security import create_keys
+
+    names = args.subscriber or [spec.name for spec in reference_subscribers()]
+    made = create_keys(args.folder, names)
+    print(f"publisher key: {made[0]} (its secret beside it: publisher only)")
+    for path in made[1:]:
+        print(f"subscriber key: {path} (secret: {path.name}_secret, that subscriber)")
+    print(
+        f"the publisher admits the public keys in {args.folder / 'subscribers'};"
+        " remove a .key file there to revoke a subscriber"
+    )
+    return 0
 
 
 def _check_writable(folder: Path) -> None:
@@ -196,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         "run": command_run,
         "publish": realtime.command_publish,
         "subscribe": realtime.command_subscribe,
+        "keys": command_keys,
     }
     try:
         return handlers[args.command](args)
@@ -207,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("wardcast: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

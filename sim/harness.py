@@ -37,6 +37,7 @@ from sim import control
 from sim.errors import EndpointError, RunError
 from sim.scenario import Scenario
 from sim.schedule import scheduled_seconds
+from sim.security import RunKeys
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,9 @@ PHASE_SLACK_S = 30.0
 # least, before its run counts as hung.
 SLOWEST_MAX_RATE = 5_000
 PROCESS_EXIT_GRACE_S = 5.0
+# After Ctrl-C, how long the publisher may take to stop and the subscribers to
+# report what they measured: a person waiting, not a scenario's own deadline.
+SALVAGE_S = 10.0
 POLL_S = 0.05
 
 
@@ -95,6 +99,11 @@ class Harness:
         control_endpoint: str = CONTROL_ENDPOINT,
     ) -> None:
         self.scenario = scenario
+        self.run_keys: RunKeys | None = None
+        if scenario.curve:
+            names = [spec.name for spec in scenario.subscribers]
+            self.run_keys = RunKeys(scenario.keys, names)
+            self.scenario = scenario.replace(keys=str(self.run_keys.folder))
         self.log_level = log_level
         self.launcher = launcher
         self.context = zmq.Context()
@@ -121,9 +130,36 @@ class Harness:
         except KeyboardInterrupt:
             self.outcome.interrupted = True
             self.outcome.problems.append("interrupted before the run could finish")
+            self._salvage()
         finally:
             self._finish()
         return self.outcome
+
+    def _salvage(self) -> None:
+        """After Ctrl-C: stop the publisher and gather what was measured.
+
+        The publisher stops between chunks and says what it sent; the
+        subscribers are then told, as at a normal end, and report what they
+        received. A second Ctrl-C, or a publisher that never started, ends the
+        gathering; whatever arrived by then is kept.
+        """
+        publisher = self.workers.get(b"publisher")
+        try:
+            if publisher is None or not publisher.alive:
+                return
+            if self.outcome.published_per_topic is None:
+                self._tell(publisher, "abort")
+                self._pump(
+                    lambda: (
+                        self.outcome.published_per_topic is not None
+                        or publisher.process.poll() is not None
+                    ),
+                    time.monotonic() + SALVAGE_S,
+                )
+            if self.outcome.published_per_topic is not None:
+                self._drain(timeout_s=SALVAGE_S)
+        except (KeyboardInterrupt, RunError) as error:
+            logger.warning("stopped gathering results: %s", error or "interrupted")
 
     def _start(self) -> None:
         self._spawn("publisher", "publisher", [])
@@ -159,16 +195,16 @@ class Harness:
         ):
             raise RunError("the publisher did not finish before its deadline")
 
-    def _drain(self) -> None:
+    def _drain(self, timeout_s: float | None = None) -> None:
         counts = self.outcome.published_per_topic
         assert counts is not None
         body = {"run_id": self.outcome.publisher["run_id"]}
         for worker in self._subscriber_workers():
             if worker.alive:
                 self._tell(worker, "end", body, counts.astype("<i8").tobytes())
-        deadline = (
-            time.monotonic() + self.scenario.drain_timeout_seconds + PHASE_SLACK_S
-        )
+        if timeout_s is None:
+            timeout_s = self.scenario.drain_timeout_seconds + PHASE_SLACK_S
+        deadline = time.monotonic() + timeout_s
         self._pump(
             lambda: all(w.state != "ready" for w in self._subscriber_workers()),
             deadline,
@@ -200,6 +236,8 @@ class Harness:
         self.outcome.workers = list(self.workers.values())
         self.router.close(linger=0)
         self.context.term()
+        if self.run_keys is not None:
+            self.run_keys.remove()
         if self._user_error:
             raise EndpointError(self._user_error)
 

@@ -24,11 +24,12 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import zmq
 
-from sim import endpoints
+from sim import endpoints, security
 from sim.errors import RunError
 from sim.histogram import Histogram
 from sim.scenario import Scenario
@@ -86,6 +87,11 @@ class Publisher:
     def __init__(self, scenario: Scenario, context: zmq.Context) -> None:
         self.scenario = scenario
         self.run_id = random.SystemRandom().randrange(1, 2**32)
+        # Keys are loaded before the socket exists, so a missing key leaves no
+        # socket open to block the context's termination.
+        self.curve: security.CurveServer | None = None
+        if scenario.curve:
+            self.curve = security.CurveServer(context, Path(scenario.keys))
         self.socket = context.socket(zmq.XPUB)
         self.socket.setsockopt(zmq.XPUB_VERBOSE, 1)
         self.socket.setsockopt(zmq.SNDHWM, scenario.hwm)
@@ -93,6 +99,8 @@ class Publisher:
         self.socket.setsockopt(zmq.LINGER, 0)
         if scenario.sndbuf:
             self.socket.setsockopt(zmq.SNDBUF, scenario.sndbuf)
+        if self.curve is not None:
+            self.curve.apply(self.socket)
         self.endpoint = ""
         self._chunks: Iterator[np.ndarray] = iter(())
         self._prebuilt: list[np.ndarray] = []
@@ -209,6 +217,9 @@ class Publisher:
 
     def close(self) -> None:
         self.socket.close(linger=0)
+        if self.curve is not None:
+            self.curve.stop()
+            self.curve = None
 
 
 def _wait_until(due_ns: int) -> int:

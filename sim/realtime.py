@@ -10,18 +10,29 @@ checks as a measured run; no harness, no control channel.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
-from sim import endpoints
-from sim.errors import EndpointError
+from sim import endpoints, security
+from sim.errors import ScenarioError
 from sim.roles import make_subscriber
 from sim.scenario import Scenario, resolve
 from sim.wire import MalformedFrame, decode_frame
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5555"
+# A frame larger than this ends the session: far above any update (a few
+# hundred bytes) and far below what would exhaust a small machine's memory.
+DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024
+# A session that ended (publisher gone, oversized frame) and did not come back
+# within this long is reported and the subscriber stops; a restarting
+# publisher is back well within it.
+RECONNECT_GRACE_S = 10.0
+SESSION_EVENTS = zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED
 REAL_TIME_DAY_SECONDS = 60.0
 
 
@@ -42,6 +53,12 @@ def add_publish_options(parser: argparse.ArgumentParser) -> None:
         "--insecure",
         action="store_true",
         help="allow plaintext on an address other machines can reach",
+    )
+    parser.add_argument(
+        "--keys",
+        type=Path,
+        help="CURVE key folder made by `wardcast keys`: encrypt, admit only its"
+        " subscribers",
     )
 
 
@@ -70,22 +87,37 @@ def add_subscribe_options(parser: argparse.ArgumentParser) -> None:
         default=0.0,
         help="stop after this long (default: run until Ctrl-C)",
     )
+    parser.add_argument(
+        "--keys",
+        type=Path,
+        help="CURVE key folder holding publisher.key and this subscriber's keys",
+    )
+    parser.add_argument(
+        "--name", help="this subscriber's key name in --keys (default: from the role)"
+    )
+    parser.add_argument(
+        "--max-message-bytes",
+        type=int,
+        default=DEFAULT_MAX_MESSAGE_BYTES,
+        help="a larger frame ends the session (ZMQ_MAXMSGSIZE; -1 unlimited)",
+    )
+    parser.add_argument(
+        "--reconnect-seconds",
+        type=float,
+        default=RECONNECT_GRACE_S,
+        help="how long an ended session may stay ended before giving up",
+    )
 
 
-def refuse_plaintext(endpoint: str, insecure: bool) -> None:
+def refuse_plaintext(endpoint: str, insecure: bool, curve: bool = False) -> None:
     """Patient data never leaves this machine unencrypted unless told to."""
-    if not endpoints.is_loopback(endpoint) and not insecure:
-        raise EndpointError(
-            f"refusing to publish patient data in plaintext on {endpoint}, which other"
-            " machines can reach: bind a loopback address, or add --insecure on a"
-            " private network"
-        )
+    security.refuse_plaintext(endpoint, insecure=insecure, curve=curve)
 
 
 def command_publish(args: argparse.Namespace) -> int:
     from sim.publisher import Publisher
 
-    refuse_plaintext(args.endpoint, args.insecure)
+    refuse_plaintext(args.endpoint, args.insecure, curve=args.keys is not None)
     scenario = resolve(
         Scenario(
             name="real-time",
@@ -96,10 +128,16 @@ def command_publish(args: argparse.Namespace) -> int:
             seed=args.seed,
             hwm=args.hwm,
             endpoint=args.endpoint,
+            curve=args.keys is not None,
+            keys=str(args.keys or ""),
         )
     )
     context = zmq.Context()
-    publisher = Publisher(scenario, context)
+    try:
+        publisher = Publisher(scenario, context)
+    except BaseException:
+        context.term()
+        raise
     try:
         bound = publisher.bind()
         print(
@@ -126,36 +164,89 @@ def _announce(frames: np.ndarray, subscriptions: list[bytes]) -> None:
 
 
 def command_subscribe(args: argparse.Namespace) -> int:
-    spec = make_subscriber(args.role, args.patient)
+    spec = make_subscriber(args.role, args.patient, name=args.name)
     endpoints.parse(args.endpoint)
+    if args.max_message_bytes == 0 or args.max_message_bytes < -1:
+        raise ScenarioError(
+            f"--max-message-bytes must be -1 (unlimited) or above 0, got"
+            f" {args.max_message_bytes}"
+        )
     context = zmq.Context()
     socket = context.socket(zmq.SUB)
-    socket.setsockopt(zmq.RCVHWM, args.hwm)
-    socket.setsockopt(zmq.SNDHWM, 0)
-    socket.setsockopt(zmq.LINGER, 0)
-    socket.connect(args.endpoint)
-    for prefix in spec.prefixes():
-        socket.setsockopt(zmq.SUBSCRIBE, prefix)
-    who = "every patient" if spec.follows_all() else ", ".join(map(str, spec.patients))
-    print(
-        f"{spec.role} following {who} from {args.endpoint}; Ctrl-C to stop", flush=True
-    )
-    tally = _RealTimeTally(spec.patients)
-    deadline = time.monotonic() + args.max_seconds if args.max_seconds else None
+    monitor = None
     try:
-        while not args.count or tally.received < args.count:
-            wait = 1.0 if deadline is None else deadline - time.monotonic()
-            if wait <= 0:
-                break
-            if socket.poll(int(min(wait, 1.0) * 1000)):
-                tally.take(socket.recv())
-    except KeyboardInterrupt:
-        pass
+        socket.setsockopt(zmq.RCVHWM, args.hwm)
+        socket.setsockopt(zmq.SNDHWM, 0)
+        socket.setsockopt(zmq.LINGER, 0)
+        socket.setsockopt(zmq.MAXMSGSIZE, args.max_message_bytes)
+        if args.keys is not None:
+            security.apply_client(socket, args.keys, spec.name)
+        monitor = socket.get_monitor_socket(SESSION_EVENTS)
+        socket.connect(args.endpoint)
+        for prefix in spec.prefixes():
+            socket.setsockopt(zmq.SUBSCRIBE, prefix)
+        who = (
+            "every patient"
+            if spec.follows_all()
+            else ", ".join(map(str, spec.patients))
+        )
+        print(
+            f"{spec.role} following {who} from {args.endpoint}; Ctrl-C to stop",
+            flush=True,
+        )
+        tally = _RealTimeTally(spec.patients)
+        ended = _receive(socket, monitor, tally, args)
     finally:
+        if monitor is not None:
+            socket.disable_monitor()
+            monitor.close(linger=0)
         socket.close(linger=0)
         context.term()
     print(tally.summary(), flush=True)
+    if ended:
+        print(
+            f"wardcast: the session with {args.endpoint} ended and did not resume"
+            f" within {args.reconnect_seconds:g} s (a frame over --max-message-bytes"
+            " or a protocol error ends it for good); stopped",
+            file=sys.stderr,
+        )
+        return 1
     return 0
+
+
+def _receive(
+    socket: zmq.Socket,
+    monitor: zmq.Socket,
+    tally: _RealTimeTally,
+    args: argparse.Namespace,
+) -> bool:
+    """Receive until done or Ctrl-C; True if stopped by a session that ended."""
+    poller = zmq.Poller()
+    poller.register(socket, zmq.POLLIN)
+    poller.register(monitor, zmq.POLLIN)
+    deadline = time.monotonic() + args.max_seconds if args.max_seconds else None
+    ended_at: float | None = None
+    try:
+        while not args.count or tally.received < args.count:
+            now = time.monotonic()
+            if ended_at is not None and now - ended_at >= args.reconnect_seconds:
+                return True
+            wait = 1.0 if deadline is None else deadline - now
+            if wait <= 0:
+                break
+            events = dict(poller.poll(int(min(wait, 1.0) * 1000)))
+            if monitor in events:
+                event = recv_monitor_message(monitor)["event"]
+                if event == zmq.EVENT_DISCONNECTED:
+                    tally.sessions_ended += 1
+                    ended_at = time.monotonic()
+                elif event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                    ended_at = None
+            if socket in events:
+                tally.take(socket.recv_multipart())
+    except KeyboardInterrupt:
+        pass
+    return False
 
 
 class _RealTimeTally:
@@ -165,10 +256,13 @@ class _RealTimeTally:
         self.patients = set(patients)
         self.next_seq: dict[tuple[int, int], int] = {}
         self.received = self.missing = self.foreign = self.malformed = 0
+        self.sessions_ended = 0
 
-    def take(self, frame: bytes) -> None:
+    def take(self, parts: list[bytes]) -> None:
         try:
-            update = decode_frame(frame)
+            if len(parts) != 1:
+                raise MalformedFrame(f"a message of {len(parts)} parts, not one")
+            update = decode_frame(parts[0])
         except MalformedFrame as error:
             self.malformed += 1
             print(f"(malformed update: {error})", flush=True)
@@ -186,5 +280,6 @@ class _RealTimeTally:
     def summary(self) -> str:
         return (
             f"received {self.received} updates; {self.missing} missing by sequence"
-            f" number, {self.foreign} foreign, {self.malformed} malformed"
+            f" number, {self.foreign} foreign, {self.malformed} malformed;"
+            f" {self.sessions_ended} sessions ended"
         )

@@ -172,6 +172,12 @@ def _judge(subscribers: list[dict[str, Any]]) -> list[str]:
                 f"subscriber {name} received {entry['foreign']} foreign updates"
                 f" ({examples})"
             )
+        if entry.get("session_ended") and entry["dropped"]:
+            problems.append(
+                f"subscriber {name} lost its session with the publisher (an"
+                f" oversized frame or a protocol error) and {entry['dropped']}"
+                " updates never arrived"
+            )
         if entry["malformed"]:
             problems.append(
                 f"subscriber {name} received {entry['malformed']} malformed frames"

@@ -72,6 +72,14 @@ class Scenario:
     drain_quiet_seconds: float = 0.5
     drain_timeout_seconds: float = 30.0
     start_timeout_seconds: float = 60.0
+    # CURVE encryption; `keys` is a folder made by `wardcast keys`, or empty
+    # for keys made afresh for the run (see sim.security). `keys` is ignored
+    # while `curve` is off, so a sweep can turn CURVE on and off as an axis.
+    curve: bool = False
+    keys: str = ""
+    # ZMQ_MAXMSGSIZE of every subscriber: 0 is the run's frame size, so any
+    # bigger frame ends that subscriber's session; -1 is unlimited.
+    max_message_bytes: int = 0
 
     @property
     def messages(self) -> int:
@@ -161,6 +169,7 @@ def resolve(scenario: Scenario) -> Scenario:
     if size > MAX_MESSAGE_BYTES:
         raise ScenarioError(f"message_bytes must be at most {MAX_MESSAGE_BYTES:,}")
     size = minimum_message_bytes(size - TEXT_OFFSET)
+    _check_security(scenario, size)
     return scenario.replace(
         message_bytes=size, subscribers=tuple(unique_names(list(scenario.subscribers)))
     )
@@ -208,6 +217,23 @@ def _check_times(scenario: Scenario) -> None:
             )
     if scenario.rate is not None:
         parse_rate(scenario.rate)
+
+
+def _check_security(scenario: Scenario, message_bytes: int) -> None:
+    if not isinstance(scenario.curve, bool):
+        raise ScenarioError(f"curve must be true or false, got {scenario.curve!r}")
+    if not isinstance(scenario.keys, str):
+        raise ScenarioError(f"keys must be a folder name, got {scenario.keys!r}")
+    limit = scenario.max_message_bytes
+    if (
+        isinstance(limit, bool)
+        or not isinstance(limit, int)
+        or not (limit in (-1, 0) or limit >= message_bytes)
+    ):
+        raise ScenarioError(
+            f"max_message_bytes must be -1 (unlimited), 0 (the frame size) or at"
+            f" least the frame size {message_bytes}, got {limit!r}"
+        )
 
 
 # Scenario-file keys that are not plain fields of Scenario.

@@ -18,13 +18,17 @@ import logging
 import resource
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
+from sim import security
 from sim.accounting import TopicLedger
 from sim.histogram import Histogram
 from sim.roles import SubscriberSpec
+from sim.scenario import Scenario
 from sim.wire import BatchDecoder
 
 logger = logging.getLogger(__name__)
@@ -37,6 +41,11 @@ logger = logging.getLogger(__name__)
 # long before the socket's high-water mark fills.
 BATCH_FRAMES = 512
 SECONDS_PER_DAY = 86_400
+# What the session monitor listens for: a session made (after CURVE, if any)
+# and a session ended.
+SESSION_EVENTS = zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED
+# The longest run a scenario may describe (100,000 days), in simulated seconds.
+LONGEST_RUN_SECONDS = 100_000 * SECONDS_PER_DAY
 # Names of foreign topics kept as evidence in a report.
 FOREIGN_EXAMPLES = 5
 
@@ -53,6 +62,9 @@ class Tally:
     foreign_topics: list[str] = field(default_factory=list)
     first_receive_ns: int = 0
     last_receive_ns: int = 0
+    # Sessions with the publisher: made, ended, and the reason the last ended.
+    connections: int = 0
+    disconnections: int = 0
 
 
 class SubscriberSocket:
@@ -69,6 +81,8 @@ class SubscriberSocket:
         rcvbuf: int = 0,
         start_epoch: int = 0,
         extra_prefixes: tuple[bytes, ...] = (),
+        keys: str = "",
+        max_message_bytes: int = -1,
     ) -> None:
         self.spec = spec
         self.decoder = decoder
@@ -82,6 +96,13 @@ class SubscriberSocket:
         self.socket.setsockopt(zmq.LINGER, 0)
         if rcvbuf:
             self.socket.setsockopt(zmq.RCVBUF, rcvbuf)
+        # A frame above this ends the session for good (ZeroMQ treats it as a
+        # protocol error and never reconnects): memory stays bounded, and the
+        # session monitor below is how the subscriber notices and says so.
+        self.socket.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)
+        if keys:
+            security.apply_client(self.socket, Path(keys), spec.name)
+        self.monitor = self.socket.get_monitor_socket(SESSION_EVENTS)
         self.socket.connect(endpoint)
         # `extra_prefixes` exist only so tests can show that a wrong
         # subscription is caught as foreign; the roles never produce one.
@@ -125,6 +146,21 @@ class SubscriberSocket:
             pass
         return len(frames) - before
 
+    def session_events(self) -> None:
+        """Count the sessions made and ended since last asked."""
+        while self.monitor.poll(0):
+            event = recv_monitor_message(self.monitor)["event"]
+            if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self.tally.connections += 1
+            elif event == zmq.EVENT_DISCONNECTED:
+                self.tally.disconnections += 1
+
+    @property
+    def session_ended(self) -> bool:
+        """True when the last session with the publisher ended and none followed."""
+        self.session_events()
+        return self.tally.disconnections >= self.tally.connections > 0
+
     @property
     def pending(self) -> int:
         return len(self._frames)
@@ -152,6 +188,9 @@ class SubscriberSocket:
         tally.last_receive_ns = int(received_ns[-1])
         tally.received_frames += len(frames)
         records, valid = self.decoder.decode(frames)
+        # A simulated time far outside any run would make the per-day counts
+        # below allocate without bound: such a frame is malformed.
+        valid &= records["sim_time"] - self.start_epoch < LONGEST_RUN_SECONDS
         if not valid.all():
             tally.malformed += int((~valid).sum())
             records, received_ns = records[valid], received_ns[valid]
@@ -197,6 +236,7 @@ class SubscriberSocket:
     def report(self, run_id: int, published: np.ndarray) -> dict:
         """This subscriber's figures for the publisher run `run_id`."""
         self.flush()
+        self.session_events()
         ledger = self.ledgers.get(run_id) or TopicLedger(self.decoder.patients)
         expected_per_topic = np.where(self.follows, published, 0)
         received_per_topic = np.where(self.follows, ledger.received, 0)
@@ -224,6 +264,9 @@ class SubscriberSocket:
             "stale": stale,
             "topics_with_drops": len(topics_with_drops),
             "negative_latency": self.tally.negative_latency,
+            "connections": self.tally.connections,
+            "disconnections": self.tally.disconnections,
+            "session_ended": self.session_ended,
             "latency_us": self.from_intended.percentiles(scale=1000.0),
             "latency_from_actual_us": self.from_actual.percentiles(scale=1000.0),
             "first_receive_ns": self.tally.first_receive_ns,
@@ -240,6 +283,8 @@ class SubscriberSocket:
         return report
 
     def close(self) -> None:
+        self.socket.disable_monitor()
+        self.monitor.close(linger=0)
         self.socket.close(linger=0)
 
 
@@ -247,3 +292,12 @@ def process_usage() -> tuple[float, int]:
     """CPU seconds (user + system) and peak resident bytes of this process."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024
+
+
+def subscriber_message_limit(scenario: Scenario) -> int:
+    """ZMQ_MAXMSGSIZE for a scenario's subscribers (see Scenario)."""
+    if scenario.max_message_bytes != 0:
+        return scenario.max_message_bytes
+    if scenario.curve:
+        return scenario.message_bytes + security.CURVE_MESSAGE_OVERHEAD
+    return scenario.message_bytes

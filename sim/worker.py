@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 import time
 import traceback
@@ -21,10 +22,16 @@ import zmq
 
 from sim import control
 from sim.errors import RunError, UserError
+from sim.publisher import Publisher, expected_subscriptions
 from sim.roles import SubscriberSpec
 from sim.scenario import Scenario
 from sim.schedule import slots
-from sim.subscriber import BATCH_FRAMES, SubscriberSocket, process_usage
+from sim.subscriber import (
+    BATCH_FRAMES,
+    SubscriberSocket,
+    process_usage,
+    subscriber_message_limit,
+)
 from sim.wire import BatchDecoder
 
 logger = logging.getLogger("sim.worker")
@@ -41,11 +48,21 @@ class Aborted(Exception):
 
 
 def run_publisher(link: zmq.Socket, context: zmq.Context, config: dict) -> None:
-    # Imported here so that subscriber processes, the many, never load it.
-    from sim.publisher import Publisher, expected_subscriptions
-
     scenario = Scenario.from_dict(config["scenario"])
     publisher = Publisher(scenario, context)
+    try:
+        _publish(link, publisher, scenario, config)
+    finally:
+        # Also on failure: an open socket or a running authenticator would
+        # block the context's termination and hang this process.
+        publisher.close()
+    cpu, rss = process_usage()
+    control.send(link, "usage", {"cpu_seconds_total": cpu, "max_rss_bytes": rss})
+
+
+def _publish(
+    link: zmq.Socket, publisher: Publisher, scenario: Scenario, config: dict
+) -> None:
     try:
         endpoint = publisher.bind()
     except UserError as error:
@@ -74,9 +91,6 @@ def run_publisher(link: zmq.Socket, context: zmq.Context, config: dict) -> None:
     # Stay up until every subscriber has reported: the socket's queues are
     # still being flushed by ZeroMQ's I/O thread.
     _await(link, "exit", config["exit_timeout_seconds"])
-    publisher.close()
-    cpu, rss = process_usage()
-    control.send(link, "usage", {"cpu_seconds_total": cpu, "max_rss_bytes": rss})
 
 
 def run_subscribers(link: zmq.Socket, context: zmq.Context, config: dict) -> None:
@@ -94,6 +108,8 @@ def run_subscribers(link: zmq.Socket, context: zmq.Context, config: dict) -> Non
             hwm=scenario.hwm,
             rcvbuf=scenario.rcvbuf,
             start_epoch=start_epoch,
+            keys=scenario.keys if scenario.curve else "",
+            max_message_bytes=subscriber_message_limit(scenario),
         )
         for raw in config["subscribers"]
     ]
@@ -193,6 +209,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker-id", required=True)
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args(argv)
+    # Ctrl-C in a terminal reaches every process in its group. The harness
+    # alone decides what it means, and asks its workers for what they have
+    # measured; a worker that died of it would take its figures with it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(
         level=args.log_level,
         format=f"%(asctime)s {args.worker_id} %(levelname)s %(name)s: %(message)s",
@@ -211,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except Aborted:
         return 0
+    except UserError as error:  # a missing key, say: the user's to fix
+        control.send(link, "failed", {"error": str(error), "user_error": True})
+        return 2
     except Exception as error:  # report any failure to the harness, then exit
         logger.debug("worker failed", exc_info=True)
         detail = "".join(traceback.format_exception_only(error)).strip()
@@ -218,7 +241,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         link.close(linger=2000)
-        context.term()
+        # destroy, not term: sockets a failure left open must not hang the exit.
+        context.destroy(linger=0)
 
 
 if __name__ == "__main__":
