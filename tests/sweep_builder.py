@@ -89,6 +89,7 @@ def measure_baseline(message_bytes: int) -> dict[str, Any]:
         if publisher.poll() is None:
             publisher.kill()
             publisher.wait()
+        publisher.stdout.close()  # type: ignore[union-attr]
     histogram = Histogram()
     histogram.record(np.array(latencies))
     return {
