@@ -37,7 +37,6 @@ from reports.series import Series, figure, other_axes, series, varying
 # it and nothing is dropped: 5% allows for start-up and the end of the run
 # falling inside the measured span.
 SUSTAINED_SHARE = 0.95
-LINE_STYLES = ("-", "--", ":", "-.")
 LATENCIES = {"p50": "p50", "p99": "p99", "p999": "p99.9", "max": "max"}
 
 
@@ -78,53 +77,51 @@ def _errorbar(axes: Axes, line: Series, **style_options: object) -> None:
 
 
 def _latency_against(sweep: Sweep, x_name: str, x_label: str) -> Drawn:
+    """One panel per percentile, one line per setting of the other axes, so
+    a grid of settings stays readable; the panels share their scales."""
     points = _needs_variation(sweep, x_name, x_label)
     by = other_axes(points, sweep.axes, x_name)
-    figure_ = new_figure()
-    axes = figure_.add_subplot()
+    figure_ = new_figure(rows=2, height=7.0)
+    panels = figure_.subplots(2, 2, sharex=True, sharey=True).flatten()
     xs: list[float] = []
     ys: list[float] = []
     rows = []
-    for (key, label), colour in zip(LATENCIES.items(), COLOURS, strict=False):
+    for axes, (key, label) in zip(panels, LATENCIES.items(), strict=True):
         lines = series(
             points, x_name, lambda p, k=key: figure(p, f"latency_us.{k}"), by=by
         )
-        for line, dash in zip(lines, LINE_STYLES, strict=False):
-            name = f"{label} {line.label}".strip()
-            _errorbar(axes, line, fmt="o" + dash, color=colour, label=name)
+        for index, line in enumerate(lines):
+            colour = COLOURS[index % len(COLOURS)]
+            _errorbar(axes, line, fmt="o-", color=colour, label=line.label or x_label)
             xs += line.x
             ys += [v.median for v in line.values]
             rows += [
-                (
-                    name,
-                    f"{x:,.0f}",
-                    f"{v.median:,.0f}",
-                    f"{v.low:,.0f}–{v.high:,.0f}",
-                    str(v.repeats),
-                )
+                (label, line.label, f"{x:,.0f}", f"{v.median:,.0f}",
+                 f"{v.low:,.0f}–{v.high:,.0f}", str(v.repeats))
                 for x, v in zip(line.x, line.values, strict=True)
-            ]
+            ]  # fmt: skip
+        baseline = sweep.baseline.latency_us.get(key) if sweep.baseline else None
+        if baseline and key in ("p50", "p99"):
+            axes.axhline(
+                baseline, color="grey", linestyle="--", label=f"raw pyzmq {key}"
+            )
+            ys.append(baseline)
+        style(axes, xlabel=x_label, ylabel="latency (µs)", title=label)
     if not rows:
         raise Skip("no finished point recorded a latency")
-    if sweep.baseline:
-        for key, dash in (("p50", ":"), ("p99", "--")):
-            value = sweep.baseline.latency_us.get(key)
-            if value:
-                axes.axhline(
-                    value, color="grey", linestyle=dash, label=f"raw pyzmq {key}"
-                )
-                ys.append(value)
-    auto_scale(axes, xs, ys)
-    thousands(axes)
-    style(
-        axes,
-        xlabel=x_label,
-        ylabel="latency from intended send (µs)",
-        title=f"Latency against {x_label}",
+    auto_scale(panels[0], xs, ys)
+    thousands(panels[0])
+    if panels[0].get_xscale() == "log":
+        thousands(panels[0], "x")
+    for axes in panels:
+        axes.legend(fontsize=8)
+    figure_.suptitle(
+        f"Latency from intended send against {x_label}"
+        " (median of repeats, bars from lowest to highest)",
+        fontsize=12,
     )
-    axes.legend(fontsize=9, ncols=2)
-    table = Table(("percentile", x_label, "median µs", "range µs", "repeats"), rows)
-    return Drawn(figure_, table)
+    headers = ("percentile", "series", x_label, "median µs", "range µs", "repeats")
+    return Drawn(figure_, Table(headers, rows))
 
 
 def latency_vs_subscribers(sweep: Sweep) -> Drawn:
