@@ -39,11 +39,23 @@ rate = 2000
 [[subscriber]]
 role = "administration"
 """
-# The same, with an administration subscriber four times slower than the
-# offered rate: a real change every figure of latency must show.
-SLOWED_SCENARIO = STEADY_SCENARIO.replace(
-    'role = "administration"', 'role = "administration"\nslow_us = 2000'
-).replace('"steady"', '"slowed"')
+# The same hospital with the slow administration subscriber of SLOW_SCENARIO,
+# high-water marks of 10 and no pacing: a real change (it drops, and sends far
+# faster) that compare must flag. `slow_us` makes a subscriber slow to drain
+# its socket, not slow to stamp what it receives, so the change shows in drops
+# and rates rather than in latency.
+SLOWED_SCENARIO = """
+name = "slowed"
+patients = 50
+days = 1
+rate = "max"
+hwm = 10
+sndbuf = 4096
+rcvbuf = 4096
+[[subscriber]]
+role = "administration"
+slow_us = 200
+"""
 SCALE_SCENARIO = """
 name = "scale"
 patients = 40
@@ -139,7 +151,7 @@ def steady_pair(
         tmp_path_factory.mktemp("sweeps") / "steady",
         name="steady",
         scenario_file=scenarios["steady"],
-        axes={"hwm": [1000]},
+        axes={"patients": [50]},
         repeats=6,
         with_baseline=False,
     )
@@ -165,7 +177,7 @@ def slowed_sweep(tmp_path_factory: pytest.TempPathFactory, scenarios) -> Path:
         tmp_path_factory.mktemp("sweeps") / "slowed",
         name="slowed",
         scenario_file=scenarios["slowed"],
-        axes={"hwm": [1000]},
+        axes={"patients": [50]},
         repeats=3,
         with_baseline=False,
     )
