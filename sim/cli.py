@@ -58,6 +58,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--out", type=Path, help="folder for the results (default: results/NAME-TIME)"
     )
+    run.add_argument(
+        "--no-report",
+        action="store_true",
+        help="write result.json only, not report.html and report.md",
+    )
+
+    report = commands.add_parser(
+        "report", help="charts and an HTML report from results on disk"
+    )
+    report.add_argument("folder", type=Path, help="holds a result.json or sweep.json")
+    compare = commands.add_parser("compare", help="two results or sweeps side by side")
+    compare.add_argument("first", type=Path, help="a run or sweep folder (A)")
+    compare.add_argument("second", type=Path, help="a run or sweep folder (B)")
 
     from sim.realtime import add_publish_options, add_subscribe_options
 
@@ -189,6 +202,10 @@ def command_run(args: argparse.Namespace) -> int:
     print(results.summary(record), flush=True)
     path = _write_result(record, out)
     print(f"result: {path}" + (" (incomplete)" if outcome.interrupted else ""))
+    if not args.no_report and path.parent == out:
+        from reports.report import write_report
+
+        print(f"report: {write_report(out)[0]}")
     if outcome.interrupted:
         return EXIT_INTERRUPTED
     if path.parent != out:
@@ -249,6 +266,21 @@ def command_keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_report(args: argparse.Namespace) -> int:
+    from reports.report import write_report
+
+    html, markdown = write_report(args.folder)
+    print(f"report: {html}\nsummary: {markdown}")
+    return EXIT_OK
+
+
+def command_compare(args: argparse.Namespace) -> int:
+    from reports.compare import compare
+
+    print(compare(args.first, args.second))
+    return EXIT_OK
+
+
 def _check_writable(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -281,6 +313,8 @@ def main(argv: list[str] | None = None) -> int:
 
     handlers = {
         "run": command_run,
+        "report": command_report,
+        "compare": command_compare,
         "publish": realtime.command_publish,
         "subscribe": realtime.command_subscribe,
         "keys": command_keys,

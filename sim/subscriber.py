@@ -26,6 +26,7 @@ from zmq.utils.monitor import recv_monitor_message
 
 from sim import security
 from sim.accounting import TopicLedger
+from sim.daily import DailyLatency
 from sim.histogram import Histogram
 from sim.roles import SubscriberSpec
 from sim.scenario import Scenario
@@ -119,6 +120,7 @@ class SubscriberSocket:
         self.from_intended = Histogram()
         self.from_actual = Histogram()
         self.per_day = np.zeros(0, dtype=np.int64)
+        self.latency_per_day = DailyLatency()
         self.trace: list[np.ndarray] = []
         self._frames: list[bytes] = []
         self._stamps: list[int] = []
@@ -217,6 +219,7 @@ class SubscriberSocket:
         if len(counts) > len(self.per_day):
             self.per_day = np.pad(self.per_day, (0, len(counts) - len(self.per_day)))
         self.per_day[: len(counts)] += counts
+        self.latency_per_day.record(days, from_intended)
         if self.spec.trace:
             self.trace.append(
                 np.stack([run_ids, records["patient"], records["seq"]], axis=1)
@@ -272,6 +275,7 @@ class SubscriberSocket:
             "first_receive_ns": self.tally.first_receive_ns,
             "last_receive_ns": self.tally.last_receive_ns,
             "received_per_day": self.per_day.tolist(),
+            "latency_per_day": self.latency_per_day.to_dict(),
             "histograms": {
                 "from_intended": self.from_intended.to_dict(),
                 "from_actual": self.from_actual.to_dict(),

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+# Real runs and sweeps shared by the report tests, made once per session.
+pytest_plugins = ["tests.report_fixtures"]
+
 # Every command a test starts is bounded: a hung harness fails the test
 # instead of hanging the suite.
 COMMAND_TIMEOUT_S = 120

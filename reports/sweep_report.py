@@ -1,0 +1,148 @@
+"""The report of a sweep: verdict, warnings, the baseline, a table and a chart
+per question, and the points themselves."""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+from reports import sweep_charts
+from reports.checks import sweep_warnings
+from reports.data import Sweep
+from reports.document import Block, Caveats, ChartBlock, Heading, Table, Text
+from reports.reproduce import report_command
+from reports.run_report import machine_table
+
+POINT_LATENCIES = ("p50", "p99", "p999", "max")
+
+
+def title(sweep: Sweep) -> str:
+    return f"wardcast sweep {sweep.name}"
+
+
+def blocks(sweep: Sweep) -> list[Block]:
+    measure = sweep_command(sweep)
+    redraw = report_command(sweep.folder)
+    content: list[Block] = [
+        Heading("Verdict"),
+        *verdict_blocks(sweep.verdict),
+        Caveats(
+            sweep_warnings(sweep),
+            all_clear="No warnings: every point finished, none dropped or received"
+            " a foreign update, and a baseline was measured.",
+        ),
+        Heading("Sweep and machine"),
+        sweep_table(sweep),
+        machine_table(sweep.machine, sweep.created),
+        Heading("Baseline: raw pyzmq PUB/SUB on the same machine"),
+        baseline_block(sweep),
+    ]
+    for chart, table in sweep_charts.draw(sweep):
+        content.append(Heading(chart.title))
+        if table is not None:
+            content.append(table)
+        content.append(ChartBlock(chart, f"{measure} && wardcast report OUT"))
+    content += [
+        Heading("Every point"),
+        points_table(sweep),
+        Heading("Reproduce"),
+        Text("Measure again, then draw the report of the new sweep:"),
+        Text(f"{measure}\nwardcast report OUT", code=True),
+        Text("Redraw this report from the files in this folder:"),
+        Text(redraw, code=True),
+    ]
+    return content
+
+
+def sweep_command(sweep: Sweep) -> str:
+    scenario = shlex.quote(sweep.scenario_file or "SCENARIO.toml")
+    return f"wardcast sweep {scenario}"
+
+
+def verdict_blocks(verdict: dict[str, Any]) -> list[Block]:
+    if not verdict:
+        return [Text("This sweep holds no verdict.")]
+    found: list[Block] = []
+    if verdict.get("text"):
+        found.append(Text(str(verdict["text"])))
+    rows = [(key, _flat(value)) for key, value in _flatten(verdict) if key != "text"]
+    if rows:
+        found.append(Table(("figure behind the verdict", "value"), rows))
+    return found
+
+
+def _flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    if isinstance(value, dict):
+        pairs = []
+        for key, inner in value.items():
+            pairs += _flatten(inner, f"{prefix}{key}.")
+        return pairs
+    return [(prefix.rstrip("."), value)]
+
+
+def _flat(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.4g}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
+
+
+def sweep_table(sweep: Sweep) -> Table:
+    rows = [
+        ("name", sweep.name),
+        ("scenario file", sweep.scenario_file),
+        ("repeats", str(sweep.repeats)),
+        ("warm-up", str(sweep.warmup)),
+        ("points", f"{len(sweep.done)} done of {len(sweep.points)}"),
+    ]
+    rows += [
+        (f"axis {axis}", ", ".join(map(str, values)))
+        for axis, values in sweep.axes.items()
+    ]
+    rows += [
+        (f"base {key}", str(value))
+        for key, value in sweep.base_scenario.items()
+        if key != "subscribers"
+    ]
+    return Table(("setting", "value"), rows, caption="Sweep")
+
+
+def baseline_block(sweep: Sweep) -> Block:
+    baseline = sweep.baseline
+    if baseline is None:
+        return Text("No baseline was measured, so no figure is given as a ratio.")
+    latency = baseline.latency_us
+    rows = [
+        ("message bytes", f"{baseline.message_bytes:,}"),
+        ("throughput (messages/s)", f"{baseline.throughput_per_s:,.0f}"),
+        ("latency measured at (messages/s)", _flat(baseline.latency_rate_per_s)),
+    ]
+    rows += [(f"latency {key} (µs)", f"{value:,.0f}") for key, value in latency.items()]
+    return Table(("raw pyzmq", "value"), rows)
+
+
+def points_table(sweep: Sweep) -> Table:
+    axes = list(sweep.axes)
+    rows = []
+    for point in sweep.points:
+        summary = point.summary
+        latency = summary.get("latency_us") or {}
+        rows.append(
+            (
+                point.id,
+                *(str(point.params.get(axis, "")) for axis in axes),
+                str(point.repeat),
+                point.status,
+                _flat(summary.get("delivered_per_s", "")),
+                _flat(summary.get("dropped", "")),
+                _flat(summary.get("foreign", "")),
+                *(_flat(latency.get(key, "")) for key in POINT_LATENCIES),
+                _flat(summary.get("ratio_to_baseline", "")),
+            )
+        )
+    headers = (
+        "point", *axes, "repeat", "status", "delivered/s", "dropped", "foreign",
+        "p50 µs", "p99 µs", "p99.9 µs", "max µs", "× baseline",
+    )  # fmt: skip
+    return Table(headers, rows)

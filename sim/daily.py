@@ -1,0 +1,109 @@
+"""Latency per simulated day: a coarse histogram for every day of a run.
+
+A full-precision histogram per day would cost a quarter of a megabyte of slots
+each, so each day keeps the same log-linear slots as `sim.histogram` merged in
+groups of `GROUP_BITS`: 16 slots per power of two, every value kept within
+about 6% of itself, which is plenty to see a trend across days and costs a few
+kilobytes a day. Days are the update's simulated day, not the day it arrived.
+The exact maximum of each day is kept beside the slots.
+"""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+import numpy as np
+
+from sim.histogram import SLOTS, highest_in_slot, slot_of
+
+# Merging 64 fine slots leaves 16 per power-of-two range (about 6% apart).
+GROUP_BITS = 6
+GROUPS = SLOTS >> GROUP_BITS
+# Days beyond this are not kept per day (they stay in the run's histograms):
+# ten simulated years at a few kilobytes a day per subscriber.
+MAX_DAYS = 3660
+
+
+class DayLatency(TypedDict):
+    p50: float
+    p99: float
+    max: float
+    count: int
+
+
+class DailyLatency:
+    """Per-day latency counts of one subscriber, mergeable by addition."""
+
+    def __init__(self) -> None:
+        self.counts = np.zeros((0, GROUPS), dtype=np.int64)
+        self.maxima = np.zeros(0, dtype=np.int64)
+
+    def record(self, days: np.ndarray, values_ns: np.ndarray) -> None:
+        """Record each value on its simulated day; negative values count as 0."""
+        keep = days < MAX_DAYS
+        days, values = days[keep], np.maximum(values_ns[keep], 0)
+        if len(days) == 0:
+            return
+        needed = int(days.max()) + 1
+        if needed > len(self.maxima):
+            extra = needed - len(self.maxima)
+            self.counts = np.pad(self.counts, ((0, extra), (0, 0)))
+            self.maxima = np.pad(self.maxima, (0, extra))
+        groups = slot_of(values) >> GROUP_BITS
+        np.add.at(self.counts, (days, groups), 1)
+        np.maximum.at(self.maxima, days, values)
+
+    def merge(self, other: DailyLatency) -> None:
+        days = max(len(self.maxima), len(other.maxima))
+        for record in (self, other):
+            extra = days - len(record.maxima)
+            record.counts = np.pad(record.counts, ((0, extra), (0, 0)))
+            record.maxima = np.pad(record.maxima, (0, extra))
+        self.counts = self.counts + other.counts
+        self.maxima = np.maximum(self.maxima, other.maxima)
+
+    def summary(self, scale: float = 1000.0) -> list[DayLatency]:
+        """p50, p99 and max of each day, divided by `scale` (µs from ns)."""
+        days = []
+        for counts, maximum in zip(self.counts, self.maxima, strict=True):
+            total = int(counts.sum())
+            days.append(
+                DayLatency(
+                    p50=self._value_at(counts, total, 50.0, maximum) / scale,
+                    p99=self._value_at(counts, total, 99.0, maximum) / scale,
+                    max=int(maximum) / scale,
+                    count=total,
+                )
+            )
+        return days
+
+    @staticmethod
+    def _value_at(counts: np.ndarray, total: int, percentile: float, top: int) -> int:
+        if total == 0:
+            return 0
+        rank = max(1, int(np.ceil(percentile / 100.0 * total)))
+        group = int(np.searchsorted(np.cumsum(counts), rank))
+        last_slot = ((group + 1) << GROUP_BITS) - 1
+        return min(int(highest_in_slot(np.array([last_slot]))[0]), int(top))
+
+    def to_dict(self) -> dict:
+        """Sparse form: for each day, the groups it used and their counts."""
+        return {
+            "unit": "ns",
+            "group_bits": GROUP_BITS,
+            "max": self.maxima.tolist(),
+            "groups": [np.flatnonzero(row).tolist() for row in self.counts],
+            "counts": [row[row > 0].tolist() for row in self.counts],
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> DailyLatency:
+        record = cls()
+        days = len(raw["max"])
+        record.counts = np.zeros((days, GROUPS), dtype=np.int64)
+        record.maxima = np.asarray(raw["max"], dtype=np.int64)
+        for day, (groups, counts) in enumerate(
+            zip(raw["groups"], raw["counts"], strict=True)
+        ):
+            record.counts[day, groups] = counts
+        return record
