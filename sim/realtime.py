@@ -10,19 +10,25 @@ checks as a measured run; no harness, no control channel.
 from __future__ import annotations
 
 import argparse
+import signal
+import threading
 import time
+from collections.abc import Callable
 
 import numpy as np
 import zmq
 
 from sim import endpoints
 from sim.errors import EndpointError
+from sim.progress import Progress, ProgressServer
 from sim.roles import make_subscriber
-from sim.scenario import Scenario, resolve
+from sim.scenario import Scenario, parse_rate, resolve
 from sim.wire import MalformedFrame, decode_frame
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5555"
 REAL_TIME_DAY_SECONDS = 60.0
+# How often a finished publisher checks for SIGTERM while it answers progress.
+STOP_POLL_S = 0.2
 
 
 def add_publish_options(parser: argparse.ArgumentParser) -> None:
@@ -35,9 +41,26 @@ def add_publish_options(parser: argparse.ArgumentParser) -> None:
         default=REAL_TIME_DAY_SECONDS,
         help="wall seconds per simulated day (default 60)",
     )
+    parser.add_argument(
+        "--rate",
+        metavar="UPDATES_PER_S|max",
+        help="send this many updates per second instead of following the clock",
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--hwm", type=int, default=1000)
+    parser.add_argument(
+        "--sndbuf", type=int, default=0, help="kernel send buffer bytes (0: OS default)"
+    )
     parser.add_argument("--endpoint", default=DEFAULT_ENDPOINT)
+    parser.add_argument(
+        "--status",
+        metavar="ENDPOINT",
+        help="also answer progress requests here (reliable; for Locust users);"
+        " keeps answering after the schedule ends, until Ctrl-C",
+    )
+    parser.add_argument(
+        "--quiet", action="store_true", help="print no line per batch of updates"
+    )
     parser.add_argument(
         "--insecure",
         action="store_true",
@@ -86,6 +109,8 @@ def command_publish(args: argparse.Namespace) -> int:
     from sim.publisher import Publisher
 
     refuse_plaintext(args.endpoint, args.insecure)
+    if args.status:
+        refuse_plaintext(args.status, args.insecure)
     scenario = resolve(
         Scenario(
             name="real-time",
@@ -93,27 +118,93 @@ def command_publish(args: argparse.Namespace) -> int:
             days=args.days,
             updates_per_day=args.updates_per_day,
             day_seconds=args.day_seconds,
+            rate=parse_rate(args.rate) if args.rate is not None else None,
             seed=args.seed,
             hwm=args.hwm,
+            sndbuf=args.sndbuf,
             endpoint=args.endpoint,
         )
     )
     context = zmq.Context()
     publisher = Publisher(scenario, context)
+    status = None
+    stop = _StopOnTerminate()
     try:
         bound = publisher.bind()
+        if args.status:
+            status = ProgressServer(
+                context,
+                args.status,
+                Progress(
+                    run_id=publisher.run_id,
+                    patients=scenario.patients,
+                    message_bytes=scenario.message_bytes,
+                    scenario=scenario.to_dict(),
+                ),
+            )
+            status.start()
         print(
-            f"publishing {scenario.patients} patients on {bound}, one simulated day"
-            f" every {scenario.day_seconds:g} s; Ctrl-C to stop",
+            f"publishing {scenario.patients} patients on {bound}, {_pace(scenario)}"
+            "; Ctrl-C to stop",
             flush=True,
         )
         publisher.prebuild()
-        outcome = publisher.publish(on_chunk=_announce)
+        outcome = publisher.publish(
+            should_stop=stop.requested,
+            on_chunk=_progress_reporter(status, quiet=args.quiet),
+        )
         print(f"published {outcome.published:,} updates", flush=True)
+        if status is not None and not stop.requested():
+            status.finish()
+            print(
+                f"schedule finished; answering progress on {status.endpoint}"
+                " until Ctrl-C",
+                flush=True,
+            )
+            stop.wait()
     finally:
+        if status is not None:
+            status.stop()
         publisher.close()
         context.term()
     return 0
+
+
+def _pace(scenario: Scenario) -> str:
+    if scenario.paced_by == "clock":
+        return f"one simulated day every {scenario.day_seconds:g} s"
+    if scenario.paced_by == "rate":
+        return f"{scenario.rate:g} updates a second"
+    return "as fast as it can"
+
+
+class _StopOnTerminate:
+    """SIGTERM ends the schedule between chunks, or ends the wait after it,
+    and the publisher exits cleanly, saying how far it got."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: self._event.set())
+
+    def requested(self) -> bool:
+        return self._event.is_set()
+
+    def wait(self) -> None:
+        # A bounded wait in a loop, so Ctrl-C still interrupts it.
+        while not self._event.wait(STOP_POLL_S):
+            pass
+
+
+def _progress_reporter(
+    status: ProgressServer | None, *, quiet: bool
+) -> Callable[[np.ndarray, list[bytes]], None]:
+    def on_chunk(frames: np.ndarray, subscriptions: list[bytes]) -> None:
+        if status is not None:
+            status.advance(len(frames))
+        if not quiet:
+            _announce(frames, subscriptions)
+
+    return on_chunk
 
 
 def _announce(frames: np.ndarray, subscriptions: list[bytes]) -> None:
