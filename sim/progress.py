@@ -46,6 +46,7 @@ class Progress:
     message_bytes: int
     published: int = 0
     finished: bool = False
+    host: str = ""
     scenario: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> bytes:

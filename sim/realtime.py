@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -139,6 +140,7 @@ def command_publish(args: argparse.Namespace) -> int:
                     run_id=publisher.run_id,
                     patients=scenario.patients,
                     message_bytes=scenario.message_bytes,
+                    host=socket.gethostname(),
                     scenario=scenario.to_dict(),
                 ),
             )
