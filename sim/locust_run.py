@@ -35,7 +35,13 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from sim import locust_results
 from sim.errors import RunError, ScenarioError
-from sim.locust_users import USER_CLASSES, HospitalUser, RoleTally, SocketOptions
+from sim.locust_users import (
+    DROPPED_AT_END,
+    USER_CLASSES,
+    HospitalUser,
+    RoleTally,
+    SocketOptions,
+)
 from sim.progress import Progress, ask
 
 logger = logging.getLogger(__name__)
@@ -194,7 +200,7 @@ class ProcessState:
 
     def leave(self, user: HospitalUser, published) -> None:
         tail = user.subscription.close(published)
-        user.report_failures(tail, "update dropped (never arrived before the end)")
+        user.report_failures(tail, DROPPED_AT_END)
         self.live.remove(user)
         tally = user.subscription.tally
         self.roles.setdefault(tally.role, RoleTally(tally.role)).merge(tally)

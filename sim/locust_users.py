@@ -225,7 +225,8 @@ class Subscription:
 
     def receive(self) -> Delivery | None:
         """Wait up to POLL_MS for updates and account for those that came."""
-        if not self.socket.poll(POLL_MS):
+        # A window closed while this user waited takes nothing more in.
+        if not self.socket.poll(POLL_MS) or self.closed:
             return None
         frames, stamps = [], []
         size = self.decoder.message_bytes
@@ -270,10 +271,15 @@ class Subscription:
     def behind(self, published: np.ndarray) -> int:
         return self.ledger.behind(published)
 
+    def release(self) -> None:
+        """Close the socket; only from the greenlet that receives on it."""
+        self.socket.close(linger=0)
+
     def close(self, published: np.ndarray | None) -> int:
         """Close the window (see the module's docstring); the updates still
-        missing at its end, which are dropped."""
-        self.socket.close(linger=0)
+        missing at its end, which are dropped. The socket stays open until
+        its own user lets it go: closing it under a greenlet that is waiting
+        on it aborts gevent's loop."""
         self.closed = True
         tail = self.ledger.behind(published) if published is not None else 0
         expected, received = self.ledger.close(published)
@@ -353,6 +359,7 @@ class HospitalUser(User):
             for topic in delivery.foreign:
                 self.report_failures(1, f"{FOREIGN}: {topic}", ForeignUpdate)
         # The end-of-test drain closed this user's window: nothing more to do.
+        self.subscription.release()
         raise StopUser()
 
     def report_failures(
@@ -372,8 +379,11 @@ class HospitalUser(User):
     def on_stop(self) -> None:
         from sim import locust_run
 
-        if hasattr(self, "subscription") and not self.subscription.closed:
+        if not hasattr(self, "subscription"):
+            return
+        if not self.subscription.closed:
             locust_run.process_state(self.environment).leave(self, published=None)
+        self.subscription.release()
 
 
 class CaregiverUser(HospitalUser):
