@@ -1,0 +1,300 @@
+"""Locust runs of hospital subscribers: real `wardcast publish`, real Locust
+master and worker processes, on loopback.
+
+Every process a test starts is bounded in time and killed and reaped at the
+end of the test, whatever happened.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import zmq
+
+from sim import result as results
+from sim.errors import RunError
+from sim.histogram import Histogram
+from sim.progress import Progress, ask
+from tests.conftest import run_wardcast
+
+LOCUSTFILE = Path(__file__).resolve().parent.parent / "bench" / "locustfile.py"
+LOCUST = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE)]
+PATIENTS = 25
+# Long enough for three Locust processes to start on a loaded two-core
+# machine and run their few seconds; a publisher that ends sooner is still
+# accounted exactly, but its subscribers would see nothing.
+PUBLISHER_SECONDS = 60
+STARTUP_TIMEOUT_S = 30
+LOCUST_TIMEOUT_S = 150
+EXIT_GRACE_S = 10
+
+# What a result of schema wardcast.result/1 must hold (see sim/result.py).
+RESULT_KEYS = {
+    "schema",
+    "scenario",
+    "wall_seconds",
+    "published",
+    "subscribers",
+    "latency_us",
+    "throughput",
+    "totals",
+    "status",
+    "passed",
+    "problems",
+    "histograms",
+}
+SUBSCRIBER_KEYS = {
+    "name",
+    "role",
+    "topics",
+    "expected",
+    "received",
+    "dropped",
+    "foreign",
+    "duplicates",
+    "latency_us",
+    "cpu_seconds",
+    "max_rss_bytes",
+}
+PERCENTILE_KEYS = {"p50", "p90", "p99", "p999", "max"}
+
+
+def free_port() -> int:
+    """A port nothing listens on now. Another process could take it before
+    the test binds it; on a test machine that race is rare and fails loudly."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Processes:
+    """Processes a test started, each logging to a file, all reaped at the end."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.started: list[subprocess.Popen] = []
+
+    def start(self, name: str, command: list[str]) -> subprocess.Popen:
+        log = open(self.folder / f"{name}.log", "w")  # noqa: SIM115 (closed below)
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+        log.close()
+        self.started.append(process)
+        return process
+
+    def log(self, name: str) -> str:
+        return (self.folder / f"{name}.log").read_text()
+
+    def stop_all(self) -> None:
+        for process in self.started:
+            if process.poll() is None:
+                process.terminate()
+        for process in self.started:
+            try:
+                process.wait(timeout=EXIT_GRACE_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=EXIT_GRACE_S)
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[Processes]:
+    started = Processes(tmp_path)
+    try:
+        yield started
+    finally:
+        started.stop_all()
+
+
+def start_publisher(
+    processes: Processes, *, rate: int, hwm: int = 1000, sndbuf: int = 0
+) -> tuple[str, str]:
+    """A running `wardcast publish`; its update and progress endpoints."""
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    status = f"tcp://127.0.0.1:{free_port()}"
+    days = math.ceil(rate * PUBLISHER_SECONDS / (PATIENTS * 2))
+    processes.start(
+        "publisher",
+        [
+            *(sys.executable, "-m", "sim.cli", "publish", "--quiet"),
+            *("--patients", str(PATIENTS), "--days", str(days)),
+            *("--rate", str(rate), "--hwm", str(hwm), "--sndbuf", str(sndbuf)),
+            *("--endpoint", endpoint, "--status", status),
+        ],
+    )
+    await_progress(status)
+    return endpoint, status
+
+
+def await_progress(status: str) -> Progress:
+    context = zmq.Context()
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    try:
+        while True:
+            try:
+                return ask(context, status, timeout_s=1.0)
+            except RunError:
+                if time.monotonic() > deadline:
+                    raise
+    finally:
+        context.term()
+
+
+def run_locust(
+    processes: Processes,
+    folder: Path,
+    *,
+    endpoint: str,
+    status: str,
+    workers: int,
+    options: list[str],
+) -> subprocess.CompletedProcess:
+    """A headless Locust master with `workers` worker processes; returns when
+    the master has exited."""
+    port = free_port()
+    for index in range(workers):
+        processes.start(
+            f"worker-{index}",
+            [*LOCUST, "--worker", "--master-port", str(port)],
+        )
+    master = processes.start(
+        "master",
+        [
+            *LOCUST,
+            *("--master", "--master-bind-host", "127.0.0.1"),
+            *("--master-bind-port", str(port), "--expect-workers", str(workers)),
+            *("--headless", "--only-summary"),
+            *("--hospital-endpoint", endpoint, "--hospital-status", status),
+            *("--result-dir", str(folder / "result")),
+            *("--csv", str(folder / "locust"), "--json-file", str(folder / "locust")),
+            *options,
+        ],
+    )
+    returncode = master.wait(timeout=LOCUST_TIMEOUT_S)
+    return subprocess.CompletedProcess(master.args, returncode, processes.log("master"))
+
+
+def locust_stats(folder: Path) -> dict[str, dict]:
+    """Locust's own final statistics per request name (role)."""
+    entries = json.loads((folder / "locust.json").read_text())
+    return {entry["name"]: entry for entry in entries if entry["method"] == "ZMQ"}
+
+
+def check_result_schema(result: dict) -> None:
+    """The result holds every field `wardcast run` writes, with the same
+    meaning (sim/result.py), and renders as `wardcast run`'s summary table."""
+    assert RESULT_KEYS <= set(result), RESULT_KEYS - set(result)
+    assert result["schema"] == results.SCHEMA
+    assert set(result["latency_us"]) == PERCENTILE_KEYS
+    assert {"published_per_s", "delivered_per_s"} <= set(result["throughput"])
+    for entry in result["subscribers"]:
+        assert SUBSCRIBER_KEYS <= set(entry), SUBSCRIBER_KEYS - set(entry)
+        assert set(entry["latency_us"]) == PERCENTILE_KEYS
+        assert entry["expected"] == entry["received"] + entry["dropped"]
+    for key in ("patients", "days", "updates_per_day", "message_bytes", "rate", "hwm"):
+        assert key in result["scenario"], key
+    assert "all" in results.summary(result)
+
+
+def test_locust_master_and_two_workers_deliver_every_role_without_drops(
+    processes: Processes, tmp_path: Path
+) -> None:
+    endpoint, status = start_publisher(processes, rate=200)
+    completed = run_locust(
+        processes,
+        tmp_path,
+        endpoint=endpoint,
+        status=status,
+        workers=2,
+        options=["--users", "12", "--spawn-rate", "12", "--run-time", "6s"],
+    )
+    assert completed.returncode == 0, completed.stdout
+    result = json.loads((tmp_path / "result" / "result.json").read_text())
+    check_result_schema(result)
+    assert result["status"] == "complete" and result["passed"], result["problems"]
+
+    roles = {entry["role"]: entry for entry in result["subscribers"]}
+    assert set(roles) == {"caregiver", "psychiatrist", "administration"}
+    for entry in roles.values():
+        assert entry["received"] > 0, entry["role"]
+    assert result["totals"]["dropped"] == 0
+    assert result["totals"]["foreign"] == 0
+
+    assert len(result["workers"]) == 2
+    assert all(worker["delivered"] > 0 for worker in result["workers"])
+    merged = Histogram.from_dict(result["histograms"]["from_intended"])
+    assert merged.count == sum(worker["delivered"] for worker in result["workers"])
+    assert merged.count == sum(w["histogram_count"] for w in result["workers"])
+
+    stats = locust_stats(tmp_path)
+    for role, entry in roles.items():
+        assert stats[role]["num_failures"] == 0
+        assert stats[role]["num_requests"] == entry["delivered"]
+    csv_rows = (tmp_path / "locust_stats.csv").read_text()
+    assert all(f"ZMQ,{role}," in csv_rows for role in roles)
+
+
+def test_locust_drops_when_publisher_outpaces_subscribers_are_failures(
+    processes: Processes, tmp_path: Path
+) -> None:
+    endpoint, status = start_publisher(processes, rate=5000, hwm=10, sndbuf=4096)
+    completed = run_locust(
+        processes,
+        tmp_path,
+        endpoint=endpoint,
+        status=status,
+        workers=2,
+        options=[
+            *("--users", "4", "--spawn-rate", "4", "--run-time", "5s"),
+            *("--role-mix", "caregiver=1,psychiatrist=1,administration=2"),
+            *("--subscriber-hwm", "10", "--subscriber-rcvbuf", "4096"),
+            *("--slow-us", "1000"),
+        ],
+    )
+    # Locust exits 1 when any request failed: here, every dropped update.
+    assert completed.returncode == 1, completed.stdout
+    result = json.loads((tmp_path / "result" / "result.json").read_text())
+    check_result_schema(result)
+    assert result["status"] == "complete" and result["passed"], result["problems"]
+    assert result["totals"]["foreign"] == 0
+    assert result["totals"]["dropped"] > 0
+
+    stats = locust_stats(tmp_path)
+    for entry in result["subscribers"]:
+        role = entry["role"]
+        assert stats[role]["num_failures"] == entry["dropped"], role
+        assert (
+            stats[role]["num_requests"] - stats[role]["num_failures"]
+            == entry["delivered"]
+        ), role
+    assert result["totals"]["dropped"] == sum(w["dropped"] for w in result["workers"])
+
+
+def test_locust_result_renders_with_wardcast_report(
+    processes: Processes, tmp_path: Path
+) -> None:
+    probe = run_wardcast("report", "--help")
+    if probe.returncode != 0:
+        pytest.skip("`wardcast report` is not in this branch yet")
+    endpoint, status = start_publisher(processes, rate=200)
+    completed = run_locust(
+        processes,
+        tmp_path,
+        endpoint=endpoint,
+        status=status,
+        workers=1,
+        options=["--users", "3", "--spawn-rate", "3", "--run-time", "3s"],
+    )
+    assert completed.returncode == 0, completed.stdout
+    rendered = run_wardcast("report", str(tmp_path / "result"))
+    assert rendered.returncode == 0, rendered.stderr
+    assert (tmp_path / "result" / "report.html").exists()
