@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import sim
 from sim import result as results
 from sim.histogram import Histogram
-from sim.locust_users import RoleTally
+from sim.locust_users import RoleTally, StepTally
 from sim.progress import Progress
 
 if TYPE_CHECKING:
@@ -100,9 +100,37 @@ def build(
             "host": final.host if final else None,
         },
         "subscribers": subscribers,
+        "steps": _steps(reports, settings),
         "workers": worker_entries,
         "histograms": {key: h.to_dict() for key, h in merged.items()},
     }
+
+
+def _steps(
+    reports: dict[str, dict[str, Any]], settings: Settings
+) -> list[dict[str, Any]]:
+    """Per step of the shape: the subscriber count it asked for, and what the
+    users delivered and dropped while it lasted (its ramp included)."""
+    merged: dict[int, StepTally] = {}
+    for report in reports.values():
+        for raw in report.get("steps", []):
+            tally = StepTally.from_dict(raw)
+            merged.setdefault(tally.step, StepTally(tally.step)).merge(tally)
+    steps = []
+    for index, tally in sorted(merged.items()):
+        seconds = settings.step_seconds if settings.steps else None
+        steps.append(
+            {
+                "step": index,
+                "users": settings.steps[index] if settings.steps else None,
+                "seconds": seconds,
+                "delivered": tally.delivered,
+                "delivered_per_s": tally.delivered / seconds if seconds else None,
+                "dropped": tally.dropped,
+                "latency_us": tally.from_intended.percentiles(scale=1000.0),
+            }
+        )
+    return steps
 
 
 def _worker_entry(
@@ -208,7 +236,7 @@ def _scenario(
             "step_seconds": settings.step_seconds,
             "rcvbuf": settings.rcvbuf,
             "slow_us": settings.slow_us,
-            "users_at_end": user_count,
+            "users_at_stop": user_count,
             "controller": socket.gethostname(),
         },
     )

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import gevent
+import numpy as np
 import zmq.green as zmq
 from locust import LoadTestShape
 from locust.env import Environment
@@ -41,6 +42,7 @@ from sim.locust_users import (
     HospitalUser,
     RoleTally,
     SocketOptions,
+    StepTally,
 )
 from sim.progress import Progress, ask
 
@@ -57,6 +59,7 @@ DRAIN_POLL_S = 0.05
 # The master waits this long past the workers' own drain deadline for their
 # reports: a loaded two-core machine answers slowly.
 REPORT_SLACK_S = 15.0
+NO_LATENCIES = np.zeros(0, dtype=np.int64)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -188,7 +191,29 @@ class ProcessState:
     progress_error: str = ""
     live: list[HospitalUser] = field(default_factory=list)
     roles: dict[str, RoleTally] = field(default_factory=dict)
+    steps: dict[int, StepTally] = field(default_factory=dict)
     started: float = field(default_factory=time.time)
+    # The shape's clock, as near as a worker can tell: its first spawn order
+    # comes within a fraction of a second of the master starting the shape.
+    started_ns: int = field(default_factory=time.monotonic_ns)
+
+    def step_now(self) -> int:
+        if not self.settings.steps:
+            return 0
+        elapsed = (time.monotonic_ns() - self.started_ns) / 1e9
+        return min(
+            int(elapsed // self.settings.step_seconds), len(self.settings.steps) - 1
+        )
+
+    def note_step(self, latency_ns: np.ndarray, dropped: int) -> None:
+        """Count deliveries (their latencies) and drops in the current step."""
+        step = self.step_now()
+        tally = self.steps.get(step)
+        if tally is None:
+            tally = self.steps[step] = StepTally(step)
+        tally.delivered += len(latency_ns)
+        tally.dropped += dropped
+        tally.from_intended.record(latency_ns)
 
     def require_progress(self) -> Progress:
         if self.progress is None:
@@ -200,6 +225,7 @@ class ProcessState:
 
     def leave(self, user: HospitalUser, published) -> None:
         tail = user.subscription.close(published)
+        self.note_step(NO_LATENCIES, tail)
         user.report_failures(tail, DROPPED_AT_END)
         self.live.remove(user)
         tally = user.subscription.tally
@@ -241,6 +267,7 @@ class ProcessState:
             "cpu_seconds": usage.ru_utime + usage.ru_stime,
             "max_rss_bytes": usage.ru_maxrss * 1024,
             "roles": [tally.to_dict() for tally in self.roles.values()],
+            "steps": [tally.to_dict() for tally in self.steps.values()],
         }
 
 
@@ -271,6 +298,7 @@ def start_test(environment: Environment, **_: Any) -> None:
 
 
 def on_init(environment: Environment, **_: Any) -> None:
+    """Checks the options (raises ScenarioError) and sets up messages."""
     runner = environment.runner
     if environment.parsed_options is not None:
         apply_role_mix(Settings.from_options(environment.parsed_options))
@@ -381,8 +409,8 @@ class SubscriberSteps(LoadTestShape):
 
 
 def install(events: Any) -> None:
-    """Attach wardcast to Locust's events (called by the locustfile)."""
+    """Attach wardcast to Locust's events (called by the locustfile, which
+    also attaches `on_init`, where a bad option ends the run)."""
     events.init_command_line_parser.add_listener(add_arguments)
-    events.init.add_listener(on_init)
     events.test_start.add_listener(start_test)
     events.test_stopping.add_listener(on_test_stopping)

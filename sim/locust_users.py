@@ -177,6 +177,38 @@ class RoleTally:
 FOREIGN_EXAMPLES = 5
 
 
+@dataclass
+class StepTally:
+    """What every user of a process saw during one step of the load shape."""
+
+    step: int
+    delivered: int = 0
+    dropped: int = 0
+    from_intended: Histogram = field(default_factory=Histogram)
+
+    def merge(self, other: StepTally) -> None:
+        self.delivered += other.delivered
+        self.dropped += other.dropped
+        self.from_intended.merge(other.from_intended)
+
+    def to_dict(self) -> dict:
+        return {
+            "step": self.step,
+            "delivered": self.delivered,
+            "dropped": self.dropped,
+            "histogram": self.from_intended.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> StepTally:
+        return cls(
+            raw["step"],
+            raw["delivered"],
+            raw["dropped"],
+            Histogram.from_dict(raw["histogram"]),
+        )
+
+
 @dataclass(frozen=True, kw_only=True)
 class SocketOptions:
     """How every user's SUB socket is set up."""
@@ -339,6 +371,9 @@ class HospitalUser(User):
 
     @task
     def listen(self) -> None:
+        from sim import locust_run
+
+        process = locust_run.process_state(self.environment)
         fire = self.environment.events.request.fire
         name = str(self.role)
         size = self.subscription.decoder.message_bytes
@@ -355,6 +390,7 @@ class HospitalUser(User):
                     exception=None,
                     context={},
                 )
+            process.note_step(delivery.latency_ns, delivery.missing)
             self.report_failures(delivery.missing, DROPPED)
             for topic in delivery.foreign:
                 self.report_failures(1, f"{FOREIGN}: {topic}", ForeignUpdate)
