@@ -13,13 +13,13 @@ import sys
 from locust import events
 
 from sim import locust_run
-from sim.errors import UserError
+from sim.errors import RunError, UserError
 from sim.locust_run import SubscriberSteps
 from sim.locust_users import AdministrationUser, CaregiverUser, PsychiatristUser
 
 __all__ = ["AdministrationUser", "CaregiverUser", "PsychiatristUser", "SubscriberSteps"]
 
-EXIT_USAGE = 2
+EXIT_FAILED, EXIT_USAGE = 1, 2
 
 locust_run.install(events)
 
@@ -31,3 +31,6 @@ def check_options(environment, **kwargs):
     except UserError as error:
         print(f"locust: {error}", file=sys.stderr, flush=True)
         sys.exit(EXIT_USAGE)
+    except RunError as error:
+        print(f"locust: {error}", file=sys.stderr, flush=True)
+        sys.exit(EXIT_FAILED)

@@ -34,7 +34,7 @@ from locust import LoadTestShape
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-from sim import locust_results
+from sim import locust_publisher, locust_results
 from sim.errors import RunError, ScenarioError
 from sim.locust_users import (
     DROPPED_AT_END,
@@ -143,6 +143,7 @@ def add_arguments(parser: Any) -> None:
     )
     group.add_argument("--step-seconds", type=float, default=10.0)
     group.add_argument("--step-spawn-rate", type=float, default=10.0)
+    locust_publisher.add_arguments(group)
     group.add_argument(
         "--result-dir",
         default="",
@@ -272,6 +273,7 @@ class ProcessState:
 
 
 _state: ProcessState | None = None
+_publisher: locust_publisher.StartedPublisher | None = None
 
 
 def process_state(environment: Environment) -> ProcessState:
@@ -298,10 +300,17 @@ def start_test(environment: Environment, **_: Any) -> None:
 
 
 def on_init(environment: Environment, **_: Any) -> None:
-    """Checks the options (raises ScenarioError) and sets up messages."""
+    """Checks the options (raises ScenarioError), starts the publisher if
+    asked (raises RunError if it does not start) and sets up messages."""
+    global _publisher
     runner = environment.runner
-    if environment.parsed_options is not None:
-        apply_role_mix(Settings.from_options(environment.parsed_options))
+    options = environment.parsed_options
+    if options is not None:
+        apply_role_mix(Settings.from_options(options))
+        if options.start_publisher and not isinstance(runner, WorkerRunner):
+            _publisher = locust_publisher.StartedPublisher(options)
+            environment.events.quitting.add_listener(lambda **_: _publisher.stop())
+            _publisher.await_ready()
     if isinstance(runner, WorkerRunner):
         runner.register_message(FINISH, _finish_worker)
     elif isinstance(runner, MasterRunner):
