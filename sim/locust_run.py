@@ -291,6 +291,9 @@ def start_test(environment: Environment, **_: Any) -> None:
     context = zmq.Context.instance()
     index = getattr(environment.runner, "worker_index", 0)
     state = ProcessState(settings, context, None, random.Random(index))
+    if not isinstance(environment.runner, WorkerRunner):
+        # The web UI may have changed the mix since Locust started.
+        apply_role_mix(settings)
     try:
         state.progress = ask(context, settings.status, PROGRESS_TIMEOUT_S)
     except RunError as error:

@@ -13,6 +13,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,6 +37,9 @@ PUBLISHER_SECONDS = 60
 STARTUP_TIMEOUT_S = 30
 LOCUST_TIMEOUT_S = 150
 EXIT_GRACE_S = 10
+HTTP_TIMEOUT_S = 10
+# Locust's web UI offers no way to wait for a change: it is asked this often.
+WEB_POLL_S = 0.2
 
 # What a result of schema wardcast.result/1 must hold (see sim/result.py).
 RESULT_KEYS = {
@@ -298,3 +303,78 @@ def test_locust_result_renders_with_wardcast_report(
     rendered = run_wardcast("report", str(tmp_path / "result"))
     assert rendered.returncode == 0, rendered.stderr
     assert (tmp_path / "result" / "report.html").exists()
+
+
+def http(url: str, form: dict[str, str] | None = None) -> dict:
+    data = urllib.parse.urlencode(form).encode() if form is not None else None
+    with urllib.request.urlopen(url, data=data, timeout=HTTP_TIMEOUT_S) as answer:
+        return json.loads(answer.read())
+
+
+def await_web_ui(url: str) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while True:
+        try:
+            http(f"{url}/stats/requests")
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(WEB_POLL_S)  # nothing to wait on but the port itself
+
+
+def test_locust_web_ui_run_writes_merged_result(
+    processes: Processes, tmp_path: Path
+) -> None:
+    endpoint, status = start_publisher(processes, rate=200)
+    port, web_port = free_port(), free_port()
+    processes.start("worker-0", [*LOCUST, "--worker", "--master-port", str(port)])
+    processes.start(
+        "master",
+        [
+            *LOCUST,
+            *("--master", "--master-bind-host", "127.0.0.1"),
+            *("--master-bind-port", str(port)),
+            *("--web-host", "127.0.0.1", "--web-port", str(web_port)),
+            *("--hospital-endpoint", endpoint, "--hospital-status", status),
+            *("--role-mix", "caregiver=1,psychiatrist=1,administration=1"),
+            *("--result-dir", str(tmp_path / "result")),
+        ],
+    )
+    url = f"http://127.0.0.1:{web_port}"
+    await_web_ui(url)
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while http(f"{url}/stats/requests")["workers"] == []:
+        assert time.monotonic() < deadline, "the worker never joined the master"
+        time.sleep(WEB_POLL_S)
+    started = http(f"{url}/swarm", {"user_count": "3", "spawn_rate": "3"})
+    assert started["success"], started
+
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while (
+        not all(
+            entry["num_requests"] > 0
+            for entry in http(f"{url}/stats/requests")["stats"]
+            if entry["name"] != "Aggregated"
+        )
+        or len(http(f"{url}/stats/requests")["stats"]) < 4
+    ):
+        assert time.monotonic() < deadline, "the users never received updates"
+        time.sleep(WEB_POLL_S)
+    http(f"{url}/stop", {})
+
+    result_path = tmp_path / "result" / "result.json"
+    deadline = time.monotonic() + LOCUST_TIMEOUT_S
+    while not result_path.exists():
+        assert time.monotonic() < deadline, processes.log("master")
+        time.sleep(WEB_POLL_S)
+    result = json.loads(result_path.read_text())
+    check_result_schema(result)
+    assert result["passed"], result["problems"]
+    assert {e["role"] for e in result["subscribers"]} == {
+        "caregiver",
+        "psychiatrist",
+        "administration",
+    }
+    assert result["totals"]["received"] > 0
+    assert result["totals"]["dropped"] == 0
