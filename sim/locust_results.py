@@ -52,13 +52,7 @@ def build(
     user_count: int,
 ) -> dict[str, Any]:
     """The result record of one Locust test."""
-    roles: dict[str, RoleTally] = {}
-    worker_entries = []
-    for worker, report in sorted(reports.items()):
-        tallies = [RoleTally.from_dict(raw) for raw in report["roles"]]
-        for tally in tallies:
-            roles.setdefault(tally.role, RoleTally(tally.role)).merge(tally)
-        worker_entries.append(_worker_entry(worker, report, tallies))
+    roles, worker_entries = _merge_roles(reports)
     subscribers = [_subscriber_entry(tally, worker_entries) for tally in roles.values()]
     merged = {"from_intended": Histogram(), "from_actual": Histogram()}
     for tally in roles.values():
@@ -92,17 +86,35 @@ def build(
         "totals": {key: sum(e.get(key, 0) for e in subscribers) for key in TOTALS},
         "latency_us": merged["from_intended"].percentiles(scale=1000.0),
         "latency_from_actual_us": merged["from_actual"].percentiles(scale=1000.0),
-        "publisher": {
-            "run_id": final.run_id if final else None,
-            "published": final.published if final else None,
-            "published_before_test": start.published if start else None,
-            "finished": final.finished if final else None,
-            "host": final.host if final else None,
-        },
+        "publisher": _publisher_entry(start, final),
         "subscribers": subscribers,
         "steps": _steps(reports, settings),
         "workers": worker_entries,
         "histograms": {key: h.to_dict() for key, h in merged.items()},
+    }
+
+
+def _merge_roles(
+    reports: dict[str, dict[str, Any]],
+) -> tuple[dict[str, RoleTally], list[dict[str, Any]]]:
+    """Every role's tally over all workers, and an entry per worker."""
+    roles: dict[str, RoleTally] = {}
+    worker_entries = []
+    for worker, report in sorted(reports.items()):
+        tallies = [RoleTally.from_dict(raw) for raw in report["roles"]]
+        for tally in tallies:
+            roles.setdefault(tally.role, RoleTally(tally.role)).merge(tally)
+        worker_entries.append(_worker_entry(worker, report, tallies))
+    return roles, worker_entries
+
+
+def _publisher_entry(start: Progress | None, final: Progress | None) -> dict:
+    return {
+        "run_id": final.run_id if final else None,
+        "published": final.published if final else None,
+        "published_before_test": start.published if start else None,
+        "finished": final.finished if final else None,
+        "host": final.host if final else None,
     }
 
 

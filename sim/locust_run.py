@@ -224,7 +224,7 @@ class ProcessState:
     def join(self, user: HospitalUser) -> None:
         self.live.append(user)
 
-    def leave(self, user: HospitalUser, published) -> None:
+    def leave(self, user: HospitalUser, published: np.ndarray | None) -> None:
         tail = user.subscription.close(published)
         self.note_step(NO_LATENCIES, tail)
         user.report_failures(tail, DROPPED_AT_END)
@@ -245,7 +245,7 @@ class ProcessState:
         for user in list(self.live):
             self.leave(user, published)
 
-    def _await_users(self, published) -> None:
+    def _await_users(self, published: np.ndarray) -> None:
         deadline = time.monotonic() + DRAIN_TIMEOUT_S
         behind = sum(user.subscription.behind(published) for user in self.live)
         quiet_since = time.monotonic()
@@ -314,6 +314,9 @@ def on_init(environment: Environment, **_: Any) -> None:
             _publisher = locust_publisher.StartedPublisher(options)
             environment.events.quitting.add_listener(lambda **_: _publisher.stop())
             _publisher.await_ready()
+        elif not isinstance(runner, WorkerRunner):
+            # Fail now, in one line, rather than with every user that starts.
+            ask(zmq.Context.instance(), options.hospital_status, PROGRESS_TIMEOUT_S)
     if isinstance(runner, WorkerRunner):
         runner.register_message(FINISH, _finish_worker)
     elif isinstance(runner, MasterRunner):

@@ -331,7 +331,9 @@ class Delivery:
     foreign: list[str]
 
 
-def choose_patients(role: Role, patients: int, how_many: int, rng: random.Random):
+def choose_patients(
+    role: Role, patients: int, how_many: int, rng: random.Random
+) -> list[int]:
     """The patients a new user of `role` follows."""
     if role is Role.ADMINISTRATION:
         return []

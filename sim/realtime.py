@@ -15,6 +15,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import zmq
@@ -25,6 +26,9 @@ from sim.progress import Progress, ProgressServer
 from sim.roles import make_subscriber
 from sim.scenario import Scenario, parse_rate, resolve
 from sim.wire import MalformedFrame, decode_frame
+
+if TYPE_CHECKING:
+    from sim.publisher import Publisher
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5555"
 REAL_TIME_DAY_SECONDS = 60.0
@@ -112,20 +116,7 @@ def command_publish(args: argparse.Namespace) -> int:
     refuse_plaintext(args.endpoint, args.insecure)
     if args.status:
         refuse_plaintext(args.status, args.insecure)
-    scenario = resolve(
-        Scenario(
-            name="real-time",
-            patients=args.patients,
-            days=args.days,
-            updates_per_day=args.updates_per_day,
-            day_seconds=args.day_seconds,
-            rate=parse_rate(args.rate) if args.rate is not None else None,
-            seed=args.seed,
-            hwm=args.hwm,
-            sndbuf=args.sndbuf,
-            endpoint=args.endpoint,
-        )
-    )
+    scenario = _real_time_scenario(args)
     context = zmq.Context()
     publisher = Publisher(scenario, context)
     status = None
@@ -133,17 +124,7 @@ def command_publish(args: argparse.Namespace) -> int:
     try:
         bound = publisher.bind()
         if args.status:
-            status = ProgressServer(
-                context,
-                args.status,
-                Progress(
-                    run_id=publisher.run_id,
-                    patients=scenario.patients,
-                    message_bytes=scenario.message_bytes,
-                    host=socket.gethostname(),
-                    scenario=scenario.to_dict(),
-                ),
-            )
+            status = _progress_server(context, args.status, publisher)
             status.start()
         print(
             f"publishing {scenario.patients} patients on {bound}, {_pace(scenario)}"
@@ -170,6 +151,40 @@ def command_publish(args: argparse.Namespace) -> int:
         publisher.close()
         context.term()
     return 0
+
+
+def _real_time_scenario(args: argparse.Namespace) -> Scenario:
+    return resolve(
+        Scenario(
+            name="real-time",
+            patients=args.patients,
+            days=args.days,
+            updates_per_day=args.updates_per_day,
+            day_seconds=args.day_seconds,
+            rate=parse_rate(args.rate) if args.rate is not None else None,
+            seed=args.seed,
+            hwm=args.hwm,
+            sndbuf=args.sndbuf,
+            endpoint=args.endpoint,
+        )
+    )
+
+
+def _progress_server(
+    context: zmq.Context, endpoint: str, publisher: Publisher
+) -> ProgressServer:
+    scenario = publisher.scenario
+    return ProgressServer(
+        context,
+        endpoint,
+        Progress(
+            run_id=publisher.run_id,
+            patients=scenario.patients,
+            message_bytes=scenario.message_bytes,
+            host=socket.gethostname(),
+            scenario=scenario.to_dict(),
+        ),
+    )
 
 
 def _pace(scenario: Scenario) -> str:
