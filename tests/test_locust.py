@@ -18,13 +18,18 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import zmq
 
 from sim import result as results
 from sim.errors import RunError
 from sim.histogram import Histogram
-from sim.progress import Progress, ask
+from sim.locust_users import JoiningLedger
+from sim.progress import Progress, ask, published_per_topic
+from sim.roles import make_subscriber
+from sim.scenario import Scenario, resolve
+from sim.schedule import frame_chunks
 from tests.conftest import run_wardcast
 
 LOCUSTFILE = Path(__file__).resolve().parent.parent / "bench" / "locustfile.py"
@@ -378,3 +383,50 @@ def test_locust_web_ui_run_writes_merged_result(
     assert {entry["role"] for entry in result["subscribers"]} == ALL_ROLES
     assert result["totals"]["received"] > 0
     assert result["totals"]["dropped"] == 0
+
+
+def test_locust_ledger_counts_from_first_update_seen_and_finds_gaps() -> None:
+    ledger = JoiningLedger(patients=3)
+    # Joined mid-stream: patient 2 first seen at 40, then 41 and 44 (42, 43 lost).
+    missing = ledger.record(np.array([2, 2, 2]), np.array([40, 41, 44]))
+    assert missing == 2
+    assert ledger.record(np.array([2]), np.array([44])) == 0  # a repeat
+    assert ledger.duplicates == 1
+    published = np.array([0, 0, 47, 0])  # the publisher reached 46 on patient 2
+    assert ledger.behind(published) == 2
+    expected, received = ledger.close(published)
+    assert (expected, received) == (47 - 40, 3)
+
+
+def test_locust_progress_count_matches_what_the_schedule_sends() -> None:
+    administration = (make_subscriber("administration"),)
+    scenario = resolve(
+        Scenario(patients=7, days=3, rate=100.0, subscribers=administration)
+    )
+    order = np.concatenate(
+        [chunk["patient"] for chunk in frame_chunks(scenario, run_id=1)]
+    )
+    for published in (0, 1, 6, 7, 8, 20, len(order)):
+        sent = np.bincount(order[:published], minlength=scenario.patients + 1)
+        assert (published_per_topic(published, scenario.patients) == sent).all()
+
+
+def test_locust_publisher_answers_progress_and_stops_on_sigterm(
+    processes: Processes,
+) -> None:
+    endpoint, status = start_publisher(processes, rate=500)
+    first = await_progress(status)
+    assert first.patients == PATIENTS and first.message_bytes > 0
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while await_progress(status).published <= first.published:
+        assert time.monotonic() < deadline, "the publisher's count never moved"
+    publisher = processes.started[0]
+    publisher.terminate()
+    assert publisher.wait(timeout=EXIT_GRACE_S) == 0
+    assert "published" in processes.log("publisher")
+
+
+def test_locust_publish_refuses_a_bad_rate_in_one_line() -> None:
+    completed = run_wardcast("publish", "--rate", "0", "--status", "tcp://127.0.0.1:1")
+    assert completed.returncode == 2
+    assert completed.stderr.count("\n") == 1 and "rate" in completed.stderr
