@@ -110,6 +110,9 @@ class ProgressServer:
             self._socket.close(linger=0)
 
     def stop(self) -> None:
+        if self._thread.ident is None:  # never started: the socket is ours
+            self._socket.close(linger=0)
+            return
         self._stopping.set()
         self._thread.join()
 

@@ -125,13 +125,16 @@ def command_publish(args: argparse.Namespace) -> int:
         bound = publisher.bind()
         if args.status:
             status = _progress_server(context, args.status, publisher)
+        publisher.prebuild()
+        # Progress is answered only once the frames are built, so whoever
+        # waits for an answer knows the updates are about to flow.
+        if status is not None:
             status.start()
         print(
             f"publishing {scenario.patients} patients on {bound}, {_pace(scenario)}"
             "; Ctrl-C to stop",
             flush=True,
         )
-        publisher.prebuild()
         outcome = publisher.publish(
             should_stop=stop.requested,
             on_chunk=_progress_reporter(status, quiet=args.quiet),

@@ -127,12 +127,18 @@ def processes(tmp_path: Path) -> Iterator[Processes]:
 
 
 def start_publisher(
-    processes: Processes, *, rate: int, hwm: int = 1000, sndbuf: int = 0
+    processes: Processes,
+    *,
+    rate: int,
+    hwm: int = 1000,
+    sndbuf: int = 0,
+    seconds: int = PUBLISHER_SECONDS,
 ) -> tuple[str, str]:
-    """A running `wardcast publish`; its update and progress endpoints."""
+    """A running `wardcast publish`; its update and progress endpoints. It
+    answers progress once its frames are built, as it starts sending."""
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     status = f"tcp://127.0.0.1:{free_port()}"
-    days = math.ceil(rate * PUBLISHER_SECONDS / (PATIENTS * 2))
+    days = math.ceil(rate * seconds / (PATIENTS * 2))
     processes.start(
         "publisher",
         [
@@ -257,7 +263,9 @@ def test_locust_master_and_two_workers_deliver_every_role_without_drops(
 def test_locust_drops_when_publisher_outpaces_subscribers_are_failures(
     processes: Processes, tmp_path: Path
 ) -> None:
-    endpoint, status = start_publisher(processes, rate=5000, hwm=10, sndbuf=4096)
+    endpoint, status = start_publisher(
+        processes, rate=5000, hwm=10, sndbuf=4096, seconds=PUBLISHER_SECONDS // 2
+    )
     completed = run_locust(
         processes,
         tmp_path,
