@@ -57,6 +57,8 @@ BATCH_FRAMES = 256
 DROPPED = "update dropped (sequence gap)"
 DROPPED_AT_END = "update dropped (never arrived before the end)"
 FOREIGN = "foreign update (a topic this user did not subscribe to)"
+# Names of foreign topics kept as evidence in a result.
+FOREIGN_EXAMPLES = 5
 
 
 class UpdateDropped(Exception):
@@ -172,9 +174,6 @@ class RoleTally:
             from_intended=Histogram.from_dict(raw["histograms"]["from_intended"]),
             from_actual=Histogram.from_dict(raw["histograms"]["from_actual"]),
         )
-
-
-FOREIGN_EXAMPLES = 5
 
 
 @dataclass
