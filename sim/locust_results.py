@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import sim
 from sim import result as results
 from sim.histogram import Histogram
-from sim.locust_users import RoleTally, StepTally
+from sim.locust_tally import RoleTally, StepTally
 from sim.progress import Progress
 
 if TYPE_CHECKING:

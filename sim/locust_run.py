@@ -36,14 +36,8 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from sim import locust_publisher, locust_results
 from sim.errors import RunError, ScenarioError
-from sim.locust_users import (
-    DROPPED_AT_END,
-    USER_CLASSES,
-    HospitalUser,
-    RoleTally,
-    SocketOptions,
-    StepTally,
-)
+from sim.locust_tally import RoleTally, StepTally
+from sim.locust_users import DROPPED_AT_END, USER_CLASSES, HospitalUser, SocketOptions
 from sim.progress import Progress, ask
 
 logger = logging.getLogger(__name__)

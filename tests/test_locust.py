@@ -25,7 +25,7 @@ import zmq
 from sim import result as results
 from sim.errors import RunError
 from sim.histogram import Histogram
-from sim.locust_users import JoiningLedger
+from sim.locust_tally import JoiningLedger
 from sim.progress import Progress, ask, published_per_topic
 from sim.roles import make_subscriber
 from sim.scenario import Scenario, resolve
@@ -438,3 +438,20 @@ def test_locust_publish_refuses_a_bad_rate_in_one_line() -> None:
     completed = run_wardcast("publish", "--rate", "0", "--status", "tcp://127.0.0.1:1")
     assert completed.returncode == 2
     assert completed.stderr.count("\n") == 1 and "rate" in completed.stderr
+
+
+def test_locust_accounting_imports_leave_the_test_process_unpatched() -> None:
+    # Importing Locust patches the standard library for gevent; the modules a
+    # test or the harness imports for accounting must not bring it in.
+    probe = (
+        "import sys, sim.locust_tally, sim.locust_results, sim.progress;"
+        " print('gevent' in sys.modules, 'locust' in sys.modules)"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=STARTUP_TIMEOUT_S,
+        check=True,
+    )
+    assert completed.stdout.split() == ["False", "False"]
