@@ -455,3 +455,31 @@ def test_locust_accounting_imports_leave_the_test_process_unpatched() -> None:
         check=True,
     )
     assert completed.stdout.split() == ["False", "False"]
+
+
+def test_locust_steps_shape_reports_each_subscriber_count(
+    processes: Processes, tmp_path: Path
+) -> None:
+    endpoint, status = start_publisher(processes, rate=200)
+    locust = processes.start(
+        "locust",
+        [
+            *LOCUST,
+            *("--headless", "--only-summary"),
+            *("--hospital-endpoint", endpoint, "--hospital-status", status),
+            *("--steps", "2,4", "--step-seconds", "3", "--step-spawn-rate", "10"),
+            *("--role-mix", "caregiver=1,administration=1"),
+            *("--result-dir", str(tmp_path / "result")),
+            *("--csv", str(tmp_path / "locust")),
+        ],
+    )
+    assert locust.wait(timeout=LOCUST_TIMEOUT_S) == 0, processes.log("locust")
+    result = json.loads((tmp_path / "result" / "result.json").read_text())
+    check_result_schema(result)
+    assert [step["users"] for step in result["steps"]] == [2, 4]
+    assert all(step["delivered"] > 0 for step in result["steps"])
+    assert sum(step["delivered"] for step in result["steps"]) == sum(
+        entry["delivered"] for entry in result["subscribers"]
+    )
+    users = {entry["role"]: entry["users"] for entry in result["subscribers"]}
+    assert users == {"caregiver": 2, "administration": 2}
