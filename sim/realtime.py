@@ -10,9 +10,12 @@ checks as a measured run; no harness, no control channel.
 from __future__ import annotations
 
 import argparse
+import signal
+import socket
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import zmq
@@ -20,9 +23,13 @@ from zmq.utils.monitor import recv_monitor_message
 
 from sim import endpoints, security
 from sim.errors import ScenarioError
+from sim.progress import Progress, ProgressServer
 from sim.roles import make_subscriber
-from sim.scenario import Scenario, resolve
+from sim.scenario import Scenario, parse_rate, resolve
 from sim.wire import MalformedFrame, decode_frame
+
+if TYPE_CHECKING:
+    from sim.publisher import Publisher
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5555"
 # A frame larger than this ends the session: far above any update (a few
@@ -46,9 +53,26 @@ def add_publish_options(parser: argparse.ArgumentParser) -> None:
         default=REAL_TIME_DAY_SECONDS,
         help="wall seconds per simulated day (default 60)",
     )
+    parser.add_argument(
+        "--rate",
+        metavar="UPDATES_PER_S|max",
+        help="send this many updates per second instead of following the clock",
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--hwm", type=int, default=1000)
+    parser.add_argument(
+        "--sndbuf", type=int, default=0, help="kernel send buffer bytes (0: OS default)"
+    )
     parser.add_argument("--endpoint", default=DEFAULT_ENDPOINT)
+    parser.add_argument(
+        "--status",
+        metavar="ENDPOINT",
+        help="also answer progress requests here (reliable; for Locust users);"
+        " keeps answering after the schedule ends, until Ctrl-C",
+    )
+    parser.add_argument(
+        "--quiet", action="store_true", help="print no line per batch of updates"
+    )
     parser.add_argument(
         "--insecure",
         action="store_true",
@@ -118,40 +142,123 @@ def command_publish(args: argparse.Namespace) -> int:
     from sim.publisher import Publisher
 
     refuse_plaintext(args.endpoint, args.insecure, curve=args.keys is not None)
-    scenario = resolve(
-        Scenario(
-            name="real-time",
-            patients=args.patients,
-            days=args.days,
-            updates_per_day=args.updates_per_day,
-            day_seconds=args.day_seconds,
-            seed=args.seed,
-            hwm=args.hwm,
-            endpoint=args.endpoint,
-            curve=args.keys is not None,
-            keys=str(args.keys or ""),
-        )
-    )
+    if args.status:
+        refuse_plaintext(args.status, args.insecure)
+    scenario = _real_time_scenario(args)
     context = zmq.Context()
     try:
         publisher = Publisher(scenario, context)
     except BaseException:
         context.term()
         raise
+    status = None
+    sent = _SentCounter(quiet=args.quiet)
+    signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         bound = publisher.bind()
+        if args.status:
+            status = sent.status = _progress_server(context, args.status, publisher)
+        publisher.prebuild()
+        # Progress is answered only once the frames are built, so whoever
+        # waits for an answer knows the updates are about to flow.
+        if status is not None:
+            status.start()
         print(
-            f"publishing {scenario.patients} patients on {bound}, one simulated day"
-            f" every {scenario.day_seconds:g} s; Ctrl-C to stop",
+            f"publishing {scenario.patients} patients on {bound}, {_pace(scenario)}"
+            "; Ctrl-C to stop",
             flush=True,
         )
-        publisher.prebuild()
-        outcome = publisher.publish(on_chunk=_announce)
+        outcome = publisher.publish(on_chunk=sent.on_chunk)
         print(f"published {outcome.published:,} updates", flush=True)
+        if status is not None:
+            status.finish()
+            print(
+                f"schedule finished; answering progress on {status.endpoint}"
+                " until Ctrl-C",
+                flush=True,
+            )
+            while True:
+                signal.pause()
+    except _Terminated:
+        print(f"stopped after {sent.published:,} updates", flush=True)
     finally:
+        if status is not None:
+            status.stop()
         publisher.close()
         context.term()
     return 0
+
+
+def _real_time_scenario(args: argparse.Namespace) -> Scenario:
+    return resolve(
+        Scenario(
+            name="real-time",
+            patients=args.patients,
+            days=args.days,
+            updates_per_day=args.updates_per_day,
+            day_seconds=args.day_seconds,
+            rate=parse_rate(args.rate) if args.rate is not None else None,
+            seed=args.seed,
+            hwm=args.hwm,
+            sndbuf=args.sndbuf,
+            endpoint=args.endpoint,
+            curve=args.keys is not None,
+            keys=str(args.keys or ""),
+        )
+    )
+
+
+def _progress_server(
+    context: zmq.Context, endpoint: str, publisher: Publisher
+) -> ProgressServer:
+    scenario = publisher.scenario
+    return ProgressServer(
+        context,
+        endpoint,
+        Progress(
+            run_id=publisher.run_id,
+            patients=scenario.patients,
+            message_bytes=scenario.message_bytes,
+            host=socket.gethostname(),
+            scenario=scenario.to_dict(),
+        ),
+    )
+
+
+def _pace(scenario: Scenario) -> str:
+    if scenario.paced_by == "clock":
+        return f"one simulated day every {scenario.day_seconds:g} s"
+    if scenario.paced_by == "rate":
+        return f"{scenario.rate:g} updates a second"
+    return "as fast as it can"
+
+
+class _Terminated(Exception):
+    """SIGTERM arrived: stop publishing and exit cleanly (status 0)."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    # Raised wherever the publisher is, even asleep until a slot a simulated
+    # half-day away; a chunk cut short only leaves the progress count low,
+    # which is all it promises to be.
+    raise _Terminated
+
+
+class _SentCounter:
+    """Counts what the publisher sent, chunk by chunk, tells the progress
+    server, and prints a line per chunk unless quiet."""
+
+    def __init__(self, *, quiet: bool) -> None:
+        self.quiet = quiet
+        self.published = 0
+        self.status: ProgressServer | None = None
+
+    def on_chunk(self, frames: np.ndarray, subscriptions: list[bytes]) -> None:
+        self.published += len(frames)
+        if self.status is not None:
+            self.status.advance(len(frames))
+        if not self.quiet:
+            _announce(frames, subscriptions)
 
 
 def _announce(frames: np.ndarray, subscriptions: list[bytes]) -> None:
