@@ -301,9 +301,6 @@ def test_locust_drops_when_publisher_outpaces_subscribers_are_failures(
 def test_locust_result_renders_with_wardcast_report(
     processes: Processes, tmp_path: Path
 ) -> None:
-    probe = run_wardcast("report", "--help")
-    if probe.returncode != 0:
-        pytest.skip("`wardcast report` is not in this branch yet")
     endpoint, status = start_publisher(processes, rate=200)
     completed = run_locust(
         processes,
