@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from reports import data, run_charts, sweep_charts
-from reports.checks import run_warnings
+from reports.checks import SATURATED_LAG_US, run_warnings
 from sim.daily import DailyLatency
 from sim.histogram import Histogram
 
@@ -223,3 +223,22 @@ def test_sweep_report_lists_every_point_and_embeds_every_drawn_chart(
         assert matplotlib.image.imread(io.BytesIO(payload), format="png").shape[1] > 500
     assert "Not drawn: this sweep does not vary subscriber sockets" in markdown
     assert f"wardcast sweep {sweep.scenario_file}" in markdown
+
+
+def test_report_of_a_publisher_offered_more_than_it_can_send_warns_saturated(
+    wardcast, tmp_path
+):
+    # Ten million updates a second is beyond any Python publisher, so most of
+    # 40,000 updates leave well behind their intended times.
+    out = tmp_path / "saturated"
+    wardcast(
+        "run", "--patients", "10000", "--days", "2", "--rate", "10000000",
+        "--hwm", "0", "--subscriber", "administration", "--out", str(out),
+        check=True,
+    )  # fmt: skip
+    lag = json.loads((out / "result.json").read_text())["publisher"]["lag_us"]
+    assert lag["p50"] > SATURATED_LAG_US
+    markdown = (out / "report.md").read_text()
+    warnings = markdown.split("## ", 1)[0]
+    assert f"more than {lag['p50']:,.0f} µs behind schedule" in warnings
+    assert "saturated publisher" in warnings
