@@ -242,3 +242,20 @@ def test_report_of_a_publisher_offered_more_than_it_can_send_warns_saturated(
     warnings = markdown.split("## ", 1)[0]
     assert f"more than {lag['p50']:,.0f} µs behind schedule" in warnings
     assert "saturated publisher" in warnings
+
+
+def test_resources_chart_draws_each_process_cpu_and_memory_on_disk(clean_run):
+    raw = json.loads((clean_run / "result.json").read_text())
+    figure = run_charts.resources(data.load(clean_run))
+    cpu_axes, memory_axes = figure.axes[:2]
+    running = [bar.get_width() for bar in cpu_axes.containers[0]]
+    memory = [bar.get_width() for bar in memory_axes.containers[0]]
+    publisher = raw["publisher"]
+    subscribers = [s for s in raw["subscribers"] if s["status"] == "reported"]
+    assert running == pytest.approx(
+        [publisher["cpu_seconds"]] + [s["cpu_seconds"] for s in subscribers]
+    )
+    assert memory == pytest.approx(
+        [publisher["max_rss_bytes"] / 2**20]
+        + [s["max_rss_bytes"] / 2**20 for s in subscribers]
+    )
