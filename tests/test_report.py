@@ -222,6 +222,9 @@ def test_sweep_report_lists_every_point_and_embeds_every_drawn_chart(
     for payload in images.values():
         assert matplotlib.image.imread(io.BytesIO(payload), format="png").shape[1] > 500
     assert "Not drawn: this sweep does not vary subscriber sockets" in markdown
+    with_drops = [p.id for p in sweep.done if p.summary["dropped"]]
+    warnings = markdown.split("## Sweep and machine", 1)[0]
+    assert f"updates dropped in {len(with_drops)} points ({with_drops[0]}" in warnings
     assert f"wardcast sweep {sweep.scenario_file}" in markdown
 
 
