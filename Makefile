@@ -34,3 +34,10 @@ bench: $(VENV)/.installed-test
 
 clean:
 	rm -rf $(VENV) results .pytest_cache .benchmarks
+
+# The reports reviewers read without running anything, in reports/reference/:
+# the reference week and the default sweep, made on this machine.
+.PHONY: reference-report
+REFERENCE_SWEEP ?= bench/scenarios/sweep-default.toml
+reference-report: $(VENV)/.installed
+	$(BIN)/python -m reports.reference --sweep $(REFERENCE_SWEEP)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from reports.data import RunResult
@@ -133,26 +134,7 @@ def per_day(run: RunResult) -> Figure:
         raise Skip("no subscriber reported, so there is nothing per day")
     figure = new_figure(rows=2)
     latency_axes, drop_axes = figure.subplots(2, 1, sharex=True)
-    daily = merged_daily(run)
-    if daily is None:
-        latency_axes.text(
-            0.5,
-            0.5,
-            "latency per day not recorded in this result",
-            ha="center",
-            transform=latency_axes.transAxes,
-        )
-    else:
-        summary = daily.summary()
-        x = np.arange(1, len(summary) + 1)
-        for key, colour in zip(("p50", "p99", "max"), COLOURS, strict=False):
-            values = [max(day[key], 1e-3) for day in summary]  # type: ignore[literal-required]
-            latency_axes.plot(
-                x, values, MARKERS[key] + "-", label=key, color=colour, fillstyle="none"
-            )
-        latency_axes.set_yscale("log")
-        thousands(latency_axes)
-        latency_axes.legend(fontsize=10, ncols=3)
+    _daily_latency(latency_axes, merged_daily(run))
     style(
         latency_axes, xlabel="", ylabel="latency (µs, log)", title="Per simulated day"
     )
@@ -178,6 +160,28 @@ def per_day(run: RunResult) -> Figure:
     if days <= 31:
         drop_axes.set_xticks(x)
     return figure
+
+
+def _daily_latency(axes: Axes, daily: DailyLatency | None) -> None:
+    if daily is None:
+        axes.text(
+            0.5,
+            0.5,
+            "latency per day not recorded in this result",
+            ha="center",
+            transform=axes.transAxes,
+        )
+        return
+    summary = daily.summary()
+    x = np.arange(1, len(summary) + 1)
+    for key, colour in zip(("p50", "p99", "max"), COLOURS, strict=False):
+        values = [max(day[key], 1e-3) for day in summary]  # type: ignore[literal-required]
+        axes.plot(
+            x, values, MARKERS[key] + "-", label=key, color=colour, fillstyle="none"
+        )
+    axes.set_yscale("log")
+    thousands(axes)
+    axes.legend(fontsize=10, ncols=3)
 
 
 def merged_daily(run: RunResult) -> DailyLatency | None:

@@ -55,6 +55,9 @@ def blocks(run: RunResult) -> list[Block]:
 
 def title(run: RunResult) -> str:
     verdict = "PASSED" if run.passed and run.status == "complete" else "FAILED"
+    dropped = run.totals.get("dropped", 0)
+    if dropped:
+        verdict += f" with {dropped:,} updates dropped"
     return f"wardcast run {run.scenario.get('name', '')}: {verdict}"
 
 

@@ -31,7 +31,7 @@ from reports.figures import (
     style,
     thousands,
 )
-from reports.series import Series, figure, other_axes, series, varying
+from reports.series import Series, Spread, figure, other_axes, series, varying
 
 # The publisher sustains an offered rate when it sends at least this share of
 # it and nothing is dropped: 5% allows for start-up and the end of the run
@@ -142,31 +142,8 @@ def throughput_vs_rate(sweep: Sweep) -> Drawn:
     published = series(points, "rate", lambda p: figure(p, "published_per_s"), by=by)
     dropped = series(points, "rate", lambda p: figure(p, "dropped"), by=by)
     for index, (line, drops) in enumerate(zip(published, dropped, strict=True)):
-        colour = COLOURS[index % len(COLOURS)]
-        _errorbar(
-            axes, line, fmt="o-", color=colour, label=f"sent {line.label}".strip()
-        )
+        rows += _draw_sent(axes, line, drops, COLOURS[index % len(COLOURS)])
         xs += line.x
-        point = saturation(line, drops)
-        if point is not None:
-            axes.plot(
-                [point],
-                [point],
-                "*",
-                markersize=18,
-                color=colour,
-                label=f"sustained up to {point:,.0f}/s {line.label}".strip(),
-            )
-        rows += [
-            (
-                line.label or "all",
-                f"{x:,.0f}",
-                f"{v.median:,.0f}",
-                f"{d.high:,.0f}",
-                "yes" if point is not None and x <= point else "no",
-            )
-            for x, v, d in zip(line.x, line.values, drops.values, strict=True)
-        ]
     if not rows:
         raise Skip("no finished point recorded its send rate")
     axes.plot(
@@ -196,12 +173,45 @@ def throughput_vs_rate(sweep: Sweep) -> Drawn:
     return Drawn(figure_, Table(headers, rows))
 
 
+def _draw_sent(
+    axes: Axes, line: Series, drops: Series, colour: str
+) -> list[tuple[str, ...]]:
+    """One series of sent against offered, its saturation point starred;
+    returns its table rows."""
+    _errorbar(axes, line, fmt="o-", color=colour, label=f"sent {line.label}".strip())
+    point = saturation(line, drops)
+    if point is not None:
+        axes.plot(
+            [point],
+            [point],
+            "*",
+            markersize=18,
+            color=colour,
+            label=f"sustained up to {point:,.0f}/s {line.label}".strip(),
+        )
+    return [
+        (
+            line.label or "all",
+            f"{x:,.0f}",
+            f"{v.median:,.0f}",
+            f"{d.high:,.0f}",
+            "yes" if sustained(x, v, d) else "no",
+        )
+        for x, v, d in zip(line.x, line.values, drops.values, strict=True)
+    ]
+
+
+def sustained(offered: float, sent: Spread, dropped: Spread) -> bool:
+    """Sent at SUSTAINED_SHARE of the offered rate in every repeat, and no
+    repeat dropped anything."""
+    return sent.low >= SUSTAINED_SHARE * offered and dropped.high == 0
+
+
 def saturation(sent: Series, dropped: Series) -> float | None:
-    """The highest offered rate sustained: sent at SUSTAINED_SHARE of it in
-    every repeat, and no repeat dropped anything."""
+    """The highest offered rate sustained (see `sustained`)."""
     best = None
     for x, spread, drops in zip(sent.x, sent.values, dropped.values, strict=True):
-        if spread.low >= SUSTAINED_SHARE * x and drops.high == 0:
+        if sustained(x, spread, drops):
             best = x
     return best
 

@@ -37,11 +37,11 @@ def blocks(sweep: Sweep) -> list[Block]:
         Heading("Baseline: raw pyzmq PUB/SUB on the same machine"),
         baseline_block(sweep),
     ]
+    content.append(Heading("The questions, one chart and table each"))
     for chart, table in sweep_charts.draw(sweep):
-        content.append(Heading(chart.title))
+        content.append(ChartBlock(chart, f"{measure} && wardcast report OUT"))
         if table is not None:
             content.append(table)
-        content.append(ChartBlock(chart, f"{measure} && wardcast report OUT"))
     content += [
         Heading("Every point"),
         points_table(sweep),

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from reports import data, run_charts, sweep_charts
-from reports.checks import run_warnings
+from reports.checks import SATURATED_LAG_US, run_warnings
 from sim.daily import DailyLatency
 from sim.histogram import Histogram
 
@@ -222,4 +222,43 @@ def test_sweep_report_lists_every_point_and_embeds_every_drawn_chart(
     for payload in images.values():
         assert matplotlib.image.imread(io.BytesIO(payload), format="png").shape[1] > 500
     assert "Not drawn: this sweep does not vary subscriber sockets" in markdown
+    with_drops = [p.id for p in sweep.done if p.summary["dropped"]]
+    warnings = markdown.split("## Sweep and machine", 1)[0]
+    assert f"updates dropped in {len(with_drops)} points ({with_drops[0]}" in warnings
     assert f"wardcast sweep {sweep.scenario_file}" in markdown
+
+
+def test_report_of_a_publisher_offered_more_than_it_can_send_warns_saturated(
+    wardcast, tmp_path
+):
+    # Ten million updates a second is beyond any Python publisher, so most of
+    # 40,000 updates leave well behind their intended times.
+    out = tmp_path / "saturated"
+    wardcast(
+        "run", "--patients", "10000", "--days", "2", "--rate", "10000000",
+        "--hwm", "0", "--subscriber", "administration", "--out", str(out),
+        check=True,
+    )  # fmt: skip
+    lag = json.loads((out / "result.json").read_text())["publisher"]["lag_us"]
+    assert lag["p50"] > SATURATED_LAG_US
+    markdown = (out / "report.md").read_text()
+    warnings = markdown.split("## ", 1)[0]
+    assert f"more than {lag['p50']:,.0f} µs behind schedule" in warnings
+    assert "saturated publisher" in warnings
+
+
+def test_resources_chart_draws_each_process_cpu_and_memory_on_disk(clean_run):
+    raw = json.loads((clean_run / "result.json").read_text())
+    figure = run_charts.resources(data.load(clean_run))
+    cpu_axes, memory_axes = figure.axes[:2]
+    running = [bar.get_width() for bar in cpu_axes.containers[0]]
+    memory = [bar.get_width() for bar in memory_axes.containers[0]]
+    publisher = raw["publisher"]
+    subscribers = [s for s in raw["subscribers"] if s["status"] == "reported"]
+    assert running == pytest.approx(
+        [publisher["cpu_seconds"]] + [s["cpu_seconds"] for s in subscribers]
+    )
+    assert memory == pytest.approx(
+        [publisher["max_rss_bytes"] / 2**20]
+        + [s["max_rss_bytes"] / 2**20 for s in subscribers]
+    )
