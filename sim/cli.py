@@ -52,6 +52,25 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--out", type=Path, help="folder for the results (default: results/NAME-TIME)"
     )
+    run.add_argument(
+        "--namespaces",
+        action="store_true",
+        help="each process in its own network namespace, joined by a bridge (root)",
+    )
+
+    deploy = commands.add_parser(
+        "deploy-netns",
+        help="the deployment across network namespaces, measured against loopback",
+    )
+    add_scenario_options(deploy)
+    deploy.add_argument(
+        "--out", type=Path, help="folder for the results (default: results/NAME-TIME)"
+    )
+    deploy.add_argument(
+        "--remove-leftovers",
+        action="store_true",
+        help="only remove namespaces and links left by runs that were killed",
+    )
 
     from sim.realtime import add_publish_options, add_subscribe_options
 
@@ -130,6 +149,8 @@ def scenario_from_options(args: argparse.Namespace) -> Scenario:
 
 def command_run(args: argparse.Namespace) -> int:
     scenario = scenario_from_options(args)
+    if args.namespaces:
+        scenario = resolve(scenario.replace(namespaces=True))
     out = (
         args.out
         or Path("results") / f"{scenario.name}-{dt.datetime.now():%Y%m%d-%H%M%S}"
@@ -145,14 +166,67 @@ def command_run(args: argparse.Namespace) -> int:
         scenario.messages,
         len(scenario.subscribers),
     )
-    outcome = Harness(scenario, log_level=_log_level(args.verbose)).run()
-    record = results.build(outcome)
+    from sim.faults import needs_fault_harness
+
+    if needs_fault_harness(scenario):
+        from sim import deploy
+
+        record = deploy.run(scenario, log_level=_log_level(args.verbose))
+    else:
+        outcome = Harness(scenario, log_level=_log_level(args.verbose)).run()
+        record = results.build(outcome)
     path = results.write(record, out)
     print(results.summary(record))
+    _print_faults(record)
     print(f"result: {path}")
     return (
         EXIT_OK if record["passed"] and record["status"] == "complete" else EXIT_FAILED
     )
+
+
+def command_deploy_netns(args: argparse.Namespace) -> int:
+    from sim import deploy, netns
+    from sim import result as results
+
+    if args.remove_leftovers:
+        print(f"removed {netns.remove_leftovers()} namespaces and links")
+        return EXIT_OK
+    reason = netns.unavailable_reason()
+    if reason:
+        raise UserError(f"cannot make network namespaces: {reason}")
+    scenario = scenario_from_options(args)
+    out = args.out or Path("results") / (
+        f"{scenario.name}-netns-{dt.datetime.now():%Y%m%d-%H%M%S}"
+    )
+    _check_writable(out)
+    record = deploy.veth_against_loopback(
+        scenario, out, log_level=_log_level(args.verbose)
+    )
+    path = results.write(record, out)
+    print(results.summary(record))
+    comparison = record["veth_vs_loopback"]
+    for medium in ("loopback", "veth"):
+        figures = comparison[medium]
+        print(
+            f"{medium:>8}: one-way p50 {figures['latency_from_actual_us']['p50']:,.0f}"
+            f" µs, p99 {figures['latency_from_actual_us']['p99']:,.0f} µs,"
+            f" {figures['delivered_per_s']:,.0f} updates/s delivered"
+        )
+    print(f"result: {path}")
+    return (
+        EXIT_OK if record["passed"] and record["status"] == "complete" else EXIT_FAILED
+    )
+
+
+def _print_faults(record: dict) -> None:
+    for fault in record.get("faults", []):
+        recovery = fault.get("recovery_seconds")
+        print(
+            f"fault {fault['kind']} on {fault['target']}"
+            f" at {fault.get('injected_at_seconds') or 0:.2f} s:"
+            f" {fault.get('messages_lost')} updates lost"
+            + (f", recovered in {recovery:.3f} s" if recovery is not None else "")
+        )
 
 
 def _check_writable(folder: Path) -> None:
@@ -187,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
 
     handlers = {
         "run": command_run,
+        "deploy-netns": command_deploy_netns,
         "publish": realtime.command_publish,
         "subscribe": realtime.command_subscribe,
     }

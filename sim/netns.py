@@ -341,3 +341,55 @@ def _terminate_cleanly_on_sigterm() -> None:
 
 def _raise_system_exit(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
+
+
+# Packet loss is drawn per packet by nftables' `numgen random` against this
+# many buckets, so a rate is honoured to 0.01 %.
+LOSS_BUCKETS = 10_000
+
+
+def loss_table(topology: Topology) -> str:
+    return f"{topology.prefix}_loss"
+
+
+def drop_packets(topology: Topology, host: Host, port: int, rate: float) -> None:
+    """Drop `rate` of the TCP packets to and from `port` inside `host`'s
+    namespace, counting each one dropped. Only the data port is touched, so
+    the control channel (another port) still gets through."""
+    threshold = round(rate * LOSS_BUCKETS)
+    rule = f"numgen random mod {LOSS_BUCKETS} < {threshold} counter name dropped drop"
+    table = loss_table(topology)
+    ruleset = f"""
+table inet {table} {{
+  counter dropped {{ }}
+  chain outgoing {{
+    type filter hook output priority 0; policy accept;
+    oifname "{host.inner_veth}" tcp sport {port} {rule}
+    oifname "{host.inner_veth}" tcp dport {port} {rule}
+  }}
+  chain incoming {{
+    type filter hook input priority 0; policy accept;
+    iifname "{host.inner_veth}" tcp dport {port} {rule}
+    iifname "{host.inner_veth}" tcp sport {port} {rule}
+  }}
+}}
+"""
+    run_in(host.namespace, ["nft", "-f", "-"], stdin=ruleset)
+
+
+def dropped_packets(topology: Topology, host: Host) -> int:
+    """How many packets the loss rule has dropped so far."""
+    listing = run_in(
+        host.namespace,
+        ["nft", "list", "counter", "inet", loss_table(topology), "dropped"],
+    )
+    words = listing.split()
+    return int(words[words.index("packets") + 1])
+
+
+def stop_dropping(topology: Topology, host: Host) -> None:
+    _run(
+        ["ip", "netns", "exec", host.namespace, "nft", "delete", "table", "inet"]
+        + [loss_table(topology)],
+        check=False,
+    )

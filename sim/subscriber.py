@@ -24,6 +24,7 @@ import zmq
 
 from sim.accounting import TopicLedger
 from sim.histogram import Histogram
+from sim.liveness import Liveness, set_heartbeats
 from sim.roles import SubscriberSpec
 from sim.wire import BatchDecoder
 
@@ -69,6 +70,8 @@ class SubscriberSocket:
         rcvbuf: int = 0,
         start_epoch: int = 0,
         extra_prefixes: tuple[bytes, ...] = (),
+        liveness: Liveness | None = None,
+        heartbeats: tuple[int, int, int] = (0, 0, 0),
     ) -> None:
         self.spec = spec
         self.decoder = decoder
@@ -82,6 +85,7 @@ class SubscriberSocket:
         self.socket.setsockopt(zmq.LINGER, 0)
         if rcvbuf:
             self.socket.setsockopt(zmq.RCVBUF, rcvbuf)
+        set_heartbeats(self.socket, heartbeats)
         self.socket.connect(endpoint)
         # `extra_prefixes` exist only so tests can show that a wrong
         # subscription is caught as foreign; the roles never produce one.
@@ -94,6 +98,7 @@ class SubscriberSocket:
         else:
             self.follows[list(spec.patients)] = True
         self.tally = Tally()
+        self.liveness = liveness or Liveness(silence_ns=10**12)
         self.ledgers: dict[int, TopicLedger] = {}
         self.from_intended = Histogram()
         self.from_actual = Histogram()
@@ -150,6 +155,7 @@ class SubscriberSocket:
         if not tally.first_receive_ns:
             tally.first_receive_ns = int(received_ns[0])
         tally.last_receive_ns = int(received_ns[-1])
+        self.liveness.observe(received_ns)
         tally.received_frames += len(frames)
         records, valid = self.decoder.decode(frames)
         if not valid.all():
@@ -168,6 +174,7 @@ class SubscriberSocket:
             if ledger is None:
                 ledger = self.ledgers[run_id] = TopicLedger(self.decoder.patients)
             ledger.record(records["patient"][mine], records["seq"][mine])
+            self.liveness.observe_run(run_id, received_ns[mine])
         from_intended = received_ns - records["intended_ns"]
         tally.negative_latency += int((from_intended < 0).sum())
         self.from_intended.record(from_intended)
@@ -234,12 +241,26 @@ class SubscriberSocket:
                 "from_actual": self.from_actual.to_dict(),
             },
         }
+        report["liveness"] = self.liveness.to_dict(time.monotonic_ns())
+        report["other_runs"] = [
+            {
+                "run_id": key,
+                "received": int(other.received[self.follows].sum()),
+                "duplicates": other.duplicates,
+                "next_seq": other.next_seq.tolist(),
+            }
+            for key, other in self.ledgers.items()
+            if key != run_id
+        ]
         if self.spec.trace:
             trace = np.concatenate(self.trace) if self.trace else np.zeros((0, 3))
             report["trace"] = trace.astype(np.int64).tolist()
         return report
 
     def close(self) -> None:
+        if self.liveness.monitor is not None:
+            self.socket.disable_monitor()
+            self.liveness.close()
         self.socket.close(linger=0)
 
 

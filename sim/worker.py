@@ -21,6 +21,7 @@ import zmq
 
 from sim import control
 from sim.errors import RunError, UserError
+from sim.liveness import Liveness, heartbeats, silence_threshold_ns
 from sim.publisher import Publisher, expected_subscriptions
 from sim.roles import SubscriberSpec
 from sim.scenario import Scenario
@@ -50,13 +51,25 @@ def run_publisher(link: zmq.Socket, context: zmq.Context, config: dict) -> None:
         control.send(link, "failed", {"error": str(error), "user_error": True})
         return
     control.send(link, "bound", {"endpoint": endpoint, "run_id": publisher.run_id})
-    publisher.prebuild()
+    resume_from = config.get("resume_from", 0)
+    publisher.prebuild(resume_from)
     _await(link, "go", scenario.start_timeout_seconds)
     publisher.await_subscriptions(
         expected_subscriptions(scenario), scenario.start_timeout_seconds
     )
     control.send(link, "started", {"run_id": publisher.run_id})
-    outcome = publisher.publish(should_stop=lambda: _asked_to_stop(link))
+    position = [resume_from]
+
+    def report_progress(frames: np.ndarray, changes: list[bytes]) -> None:
+        # Where the publisher is in the schedule, so that a fault injected
+        # mid-run can be set against what had been sent when it struck.
+        position[0] += len(frames)
+        control.send(link, "progress", {"position": position[0]})
+
+    outcome = publisher.publish(
+        should_stop=lambda: _asked_to_stop(link),
+        on_chunk=report_progress if config.get("progress") else None,
+    )
     body = {
         "run_id": outcome.run_id,
         "published": outcome.published,
@@ -92,6 +105,8 @@ def run_subscribers(link: zmq.Socket, context: zmq.Context, config: dict) -> Non
             hwm=scenario.hwm,
             rcvbuf=scenario.rcvbuf,
             start_epoch=start_epoch,
+            liveness=Liveness(silence_threshold_ns(scenario)),
+            heartbeats=heartbeats(scenario),
         )
         for raw in config["subscribers"]
     ]
@@ -126,6 +141,9 @@ def _receive_until_end(
     for sub in sockets:
         poller.register(sub.socket, zmq.POLLIN)
     poller.register(link, zmq.POLLIN)
+    by_monitor = {sub.liveness.watch(sub.socket): sub for sub in sockets}
+    for monitor in by_monitor:
+        poller.register(monitor, zmq.POLLIN)
     give_up = time.monotonic() + config["max_seconds"]
     end: tuple[int, np.ndarray] | None = None
     wanted: list[int] = []
@@ -147,6 +165,9 @@ def _receive_until_end(
                     end = (body["run_id"], published)
                     wanted = [int(published[sub.follows].sum()) for sub in sockets]
                     drain_deadline = time.monotonic() + scenario.drain_timeout_seconds
+                continue
+            if zsocket in by_monitor:
+                by_monitor[zsocket].liveness.read_events(time.monotonic_ns())
                 continue
             sub = by_socket[zsocket]
             if sub.receive() == BATCH_FRAMES:
