@@ -170,8 +170,12 @@ def _link_cut(
             and s["end_ns"] >= injection.at_ns
         ]
         recovery = None
+        silent = max((s["seconds"] for s in overlapping), default=0.0)
         if overlapping and injection.until_ns:
             recovery = (overlapping[-1]["end_ns"] - injection.until_ns) / NS
+        elif entry["last_receive_ns"] <= injection.at_ns:
+            # Nothing arrived after the cut: silent from then to its report.
+            silent = liveness["silent_at_report_seconds"] or 0.0
         events = [
             e for e in liveness["connection_events"] if e["at_ns"] >= injection.at_ns
         ]
@@ -179,7 +183,8 @@ def _link_cut(
             {
                 "name": entry["name"],
                 "dropped": entry["dropped"],
-                "silent_seconds": max((s["seconds"] for s in overlapping), default=0),
+                "silent_seconds": silent,
+                "recovered": recovery is not None,
                 "recovery_seconds": recovery,
                 "connection_events": [e["event"] for e in events],
             }
