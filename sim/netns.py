@@ -2,7 +2,9 @@
 separate network stacks, joined by veth pairs and a bridge, as if on
 separate machines.
 
-    root namespace      bridge wcnTOKEN-br, address 10.213.N.1/24: the
+    wcnTOKEN-sw         the switch: bridge wcnTOKEN-br and one port per
+                        namespace below, plus one for the root namespace
+    root namespace      veth wcnTOKENhroot, address 10.213.N.1/24: the
                         harness's control ROUTER binds here, reachable from
                         every namespace through the bridge
     wcnTOKEN-pub        the publisher, 10.213.N.2, data port 5555
@@ -13,6 +15,14 @@ once never collide and leftovers from a killed run can be found by prefix
 (`remove_leftovers`). The /24 is chosen under a lock from 10.213.0.0/16
 among those no interface of the root namespace uses yet. Interface names
 stay within Linux's 15 characters.
+
+Why the bridge has a namespace of its own: a bridge in the root namespace
+passes its traffic through the root's iptables FORWARD chain whenever
+`br_netfilter` is loaded, and a Docker engine loads it and sets FORWARD's
+policy to DROP, which silently cuts every namespace off from the others. In
+a namespace of its own the bridge meets an empty firewall, and the host's
+rules are left untouched. The root namespace talks to the bridge as one more
+host, so its traffic is local (INPUT/OUTPUT), never forwarded.
 
 Removal is guaranteed: the topology is a context manager, registers itself
 with atexit, and turns SIGTERM into SystemExit (in the main thread) so the
@@ -113,11 +123,17 @@ class Topology:
     hosts: dict[str, Host] = field(default_factory=dict)
     processes: list[subprocess.Popen] = field(default_factory=list)
     _made: list[str] = field(default_factory=list)
+    _root_veth: str = ""
     _removed: bool = False
 
     @property
     def prefix(self) -> str:
         return f"{PREFIX}{self.token}"
+
+    @property
+    def switch(self) -> str:
+        """The namespace that holds the bridge."""
+        return f"{self.prefix}-sw"
 
     @property
     def bridge(self) -> str:
@@ -163,12 +179,12 @@ class Topology:
         atexit.register(self.remove)
         _terminate_cleanly_on_sigterm()
         try:
+            self._add_namespace(self.switch)
+            run_ip("link", "add", self.bridge, "type", "bridge", namespace=self.switch)
+            run_ip("link", "set", self.bridge, "up", namespace=self.switch)
             with _address_lock():
                 self.subnet = _free_subnet()
-                run_ip("link", "add", self.bridge, "type", "bridge")
-                self._made.append(self.bridge)
-                run_ip("addr", "add", f"{self.bridge_address}/24", "dev", self.bridge)
-            run_ip("link", "set", self.bridge, "up")
+                self._add_root_port()
             self._add_host("pub", 2)
             for index in range(self.subscriber_hosts):
                 self._add_host(f"s{index}", FIRST_SUBSCRIBER_HOST + index)
@@ -180,6 +196,23 @@ class Topology:
         )
         return self
 
+    def _add_namespace(self, namespace: str) -> None:
+        run_ip("netns", "add", namespace)
+        self._made.append(namespace)
+        run_ip("link", "set", "lo", "up", namespace=namespace)
+
+    def _add_root_port(self) -> None:
+        """The root namespace's own port on the bridge, for the harness."""
+        root_veth, switch_end = f"{self.prefix}hroot", f"{self.prefix}nroot"
+        run_ip(
+            "link", "add", root_veth, "type", "veth",
+            "peer", "name", switch_end, "netns", self.switch,
+        )  # fmt: skip
+        self._root_veth = root_veth
+        run_ip("addr", "add", f"{self.bridge_address}/24", "dev", root_veth)
+        run_ip("link", "set", root_veth, "up")
+        self._plug(switch_end)
+
     def _add_host(self, name: str, host_number: int) -> None:
         assert self.subnet is not None
         namespace = f"{self.prefix}-{name}"
@@ -190,28 +223,22 @@ class Topology:
             host_veth=f"{self.prefix}h{name}",
             inner_veth=f"{self.prefix}n{name}",
         )
-        run_ip("netns", "add", namespace)
-        self._made.append(namespace)
+        self._add_namespace(namespace)
         self.hosts[name] = host
-        run_ip("link", "set", "lo", "up", namespace=namespace)
         run_ip(
-            "link",
-            "add",
-            host.host_veth,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            host.inner_veth,
-            "netns",
-            namespace,
-        )
-        run_ip("link", "set", host.host_veth, "master", self.bridge, "up")
+            "link", "add", host.host_veth, "type", "veth",
+            "peer", "name", host.inner_veth, "netns", namespace,
+            namespace=self.switch,
+        )  # fmt: skip
+        self._plug(host.host_veth)
         run_ip(
             "addr", "add", f"{host.address}/24", "dev", host.inner_veth,
             namespace=namespace,
         )  # fmt: skip
         run_ip("link", "set", host.inner_veth, "up", namespace=namespace)
+
+    def _plug(self, port: str) -> None:
+        run_ip("link", "set", port, "master", self.bridge, "up", namespace=self.switch)
 
     def remove(self) -> None:
         """Stop what was started in the namespaces and remove them; safe to
@@ -221,13 +248,12 @@ class Topology:
         self._removed = True
         for process in self.processes:
             _stop(process)
-        for name in reversed(self._made):
-            if name == self.bridge:
-                run_ip("link", "del", name, check=False)
-            else:
-                # Deleting a namespace deletes its end of the veth, and with
-                # it the bridge's end.
-                run_ip("netns", "del", name, check=False)
+        # Deleting a namespace deletes the veth ends inside it, and with them
+        # their peers: the bridge, its ports and the root's port all go.
+        for namespace in reversed(self._made):
+            run_ip("netns", "del", namespace, check=False)
+        if self._root_veth:
+            run_ip("link", "del", self._root_veth, check=False)
         atexit.unregister(self.remove)
         logger.info("removed namespaces %s-*", self.prefix)
 
@@ -256,7 +282,8 @@ class Topology:
 
     def set_link(self, host: Host, up: bool) -> None:
         """Plug or unplug a host's cable: the bridge's end of its veth."""
-        run_ip("link", "set", host.host_veth, "up" if up else "down")
+        state = "up" if up else "down"
+        run_ip("link", "set", host.host_veth, state, namespace=self.switch)
 
 
 def _stop(process: subprocess.Popen) -> None:
