@@ -25,9 +25,9 @@ from sim.scenario import Scenario
 
 logger = logging.getLogger(__name__)
 
-# Days of the throughput probe: enough updates (25 patients x 2 x 400 =
-# 20,000) that start-up is small beside sending, few enough to take seconds.
-THROUGHPUT_DAYS = 400
+# Days of the throughput probe: enough updates (25 patients x 2 x 2,000 =
+# 100,000) that start-up is small beside sending, few enough to take seconds.
+THROUGHPUT_DAYS = 2000
 
 
 def run(scenario: Scenario, *, log_level: str = "WARNING") -> dict[str, Any]:
@@ -46,6 +46,9 @@ def run(scenario: Scenario, *, log_level: str = "WARNING") -> dict[str, Any]:
         record["faults"] = effects(harness, record)
         if topology is not None:
             record["deployment"] = _deployment(topology, harness)
+            for entry in record["subscribers"]:
+                entry["namespace"] = harness.placed.get(entry["process"], "")
+            record["publisher"]["namespace"] = harness.placed.get("publisher", "")
         return record
 
 

@@ -42,6 +42,7 @@ from sim.netns import (
     Topology,
     drop_packets,
     dropped_packets,
+    namespace_of,
     stop_dropping,
 )
 from sim.scenario import Scenario
@@ -162,6 +163,8 @@ class FaultHarness(Harness):
         self.position = 0
         self.injections: list[Injection] = []
         self.run_ids: list[int] = []
+        # The namespace the kernel says each worker ran in.
+        self.placed: dict[str, str] = {}
         self._timed = _plan(scenario)
         self._proxy: subprocess.Popen | None = None
         for timed in self._timed:
@@ -242,6 +245,8 @@ class FaultHarness(Harness):
             if not self.started_ns:
                 self.started_ns = time.monotonic_ns()
         super()._handle(sender, kind, body, frames)
+        if kind in ("bound", "ready") and worker and self.topology is not None:
+            self.placed[worker.worker_id] = namespace_of(worker.process.pid)
         if kind == "bound" and worker and worker.worker_id == RESTARTED_PUBLISHER:
             control.send(self.router, "go", to=sender)
 

@@ -286,6 +286,11 @@ class Topology:
         run_ip("link", "set", host.host_veth, state, namespace=self.switch)
 
 
+def namespace_of(pid: int) -> str:
+    """The named namespace a process runs in, as the kernel sees it."""
+    return run_ip("netns", "identify", str(pid), check=False).strip()
+
+
 def _stop(process: subprocess.Popen) -> None:
     if process.poll() is None:
         process.terminate()
