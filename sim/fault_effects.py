@@ -139,6 +139,7 @@ def _restarted_publisher(
                 "expected_from_killed_run": expected,
                 "received_from_killed_run": received,
                 "messages_lost": expected - received,
+                "noticed_after_seconds": _noticed(entry, injection),
                 "recovery_seconds": recovery,
             }
         )
@@ -155,6 +156,15 @@ def _restarted_publisher(
         "recovery_seconds": None if None in recoveries else max(recoveries),
         "subscribers": subscribers,
     }
+
+
+def _noticed(entry: dict[str, Any], injection: Injection) -> float | None:
+    """How long after the fault the subscriber's socket saw its publisher
+    go (a `disconnected` event); None if it never did."""
+    for event in entry["liveness"]["connection_events"]:
+        if event["event"] == "disconnected" and event["at_ns"] >= injection.at_ns:
+            return (event["at_ns"] - injection.at_ns) / NS
+    return None
 
 
 def _link_cut(
@@ -183,6 +193,7 @@ def _link_cut(
             {
                 "name": entry["name"],
                 "dropped": entry["dropped"],
+                "noticed_after_seconds": _noticed(entry, injection),
                 "silent_seconds": silent,
                 "recovered": recovery is not None,
                 "recovery_seconds": recovery,

@@ -139,6 +139,10 @@ def test_fault_publisher_restart_loss_attributed_to_the_restart():
         # The old run: what the fault record says arrived, the trace agrees.
         before = distinct_updates(traced(entry, old_run))
         assert fault_entry["received_from_killed_run"] == len(before)
+        # The killed publisher's connection closed: every subscriber noticed,
+        # before it heard from the new publisher.
+        noticed = fault_entry["noticed_after_seconds"]
+        assert noticed is not None and noticed < fault_entry["recovery_seconds"]
         assert fault_entry["messages_lost"] == (
             fault_entry["expected_from_killed_run"] - len(before)
         )
@@ -172,6 +176,7 @@ def test_fault_link_cut_without_heartbeats_delays_but_loses_nothing():
         assert subscriber["recovered"], subscriber
         assert subscriber["silent_seconds"] >= 0.9, subscriber
         assert subscriber["connection_events"] == []
+        assert subscriber["noticed_after_seconds"] is None
 
 
 @needs_namespaces
@@ -197,8 +202,11 @@ def test_fault_link_cut_with_heartbeats_ends_sessions_and_counts_loss():
         )
     assert fault["messages_lost"] == lost_by_trace > 0
     for subscriber in fault["subscribers"]:
-        # The heartbeat noticed the silent peer and ended the session.
+        # The heartbeat noticed the silent peer and ended the session before
+        # the cable was back: no sooner than its timeout less one interval
+        # (the unanswered ping may have gone just before the cut).
         assert "disconnected" in subscriber["connection_events"], subscriber
+        assert 0.15 <= subscriber["noticed_after_seconds"] < 1.0, subscriber
 
 
 @needs_namespaces
