@@ -221,9 +221,9 @@ def command_deploy_netns(args: argparse.Namespace) -> int:
 def _print_faults(record: dict) -> None:
     for fault in record.get("faults", []):
         recovery = fault.get("recovery_seconds")
+        when = fault.get("lasts") or f"at {fault.get('injected_at_seconds') or 0:.2f} s"
         print(
-            f"fault {fault['kind']} on {fault['target']}"
-            f" at {fault.get('injected_at_seconds') or 0:.2f} s:"
+            f"fault {fault['kind']} on {fault['target']} {when}:"
             f" {fault.get('messages_lost')} updates lost"
             + (f", recovered in {recovery:.3f} s" if recovery is not None else "")
         )

@@ -280,7 +280,7 @@ class FaultHarness(Harness):
             target=f"tcp port {DATA_PORT} on {host.namespace}",
             planned_at_seconds=0.0,
             at_ns=time.monotonic_ns(),
-            detail={"rate": self.scenario.packet_loss, "lasts": "the whole run"},
+            detail={"rate": self.scenario.packet_loss, "lasts": "throughout the run"},
         )
         self.injections.append(injection)
         return injection
@@ -320,7 +320,7 @@ class FaultHarness(Harness):
             target=f"{self.topology.proxy_endpoint} -> {self.topology.data_endpoint}",
             planned_at_seconds=0.0,
             at_ns=time.monotonic_ns(),
-            detail={"delay_ms": self.scenario.delay_ms, "lasts": "the whole run"},
+            detail={"delay_ms": self.scenario.delay_ms, "lasts": "throughout the run"},
         )
         self.injections.append(injection)
         return injection
