@@ -84,15 +84,16 @@ def _killed_subscriber(
     harness: FaultHarness, injection: Injection, record: dict[str, Any]
 ) -> dict[str, Any]:
     patients = harness.scenario.patients
-    published = harness.outcome.published_per_topic
     process = harness.workers[injection.detail["process"].encode()]
     names = [spec["name"] for spec in process.subscribers]
-    lost = None
-    if published is not None:
-        after = published - per_topic_at(injection.position, patients)
-        lost = int(
-            sum(after[follows(spec, patients)].sum() for spec in process.subscribers)
-        )
+    # Positions count along the schedule, across a publisher restart too, so
+    # the last one heard is where the run ended.
+    after = per_topic_at(harness.position, patients) - per_topic_at(
+        injection.position, patients
+    )
+    lost = int(
+        sum(after[follows(spec, patients)].sum() for spec in process.subscribers)
+    )
     return {
         "subscribers_killed": names,
         "messages_lost": lost,

@@ -248,6 +248,8 @@ class Topology:
         self._removed = True
         for process in self.processes:
             _stop(process)
+        for namespace in self._made:
+            _kill_inside(namespace)
         # Deleting a namespace deletes the veth ends inside it, and with them
         # their peers: the bridge, its ports and the root's port all go.
         for namespace in reversed(self._made):
@@ -289,6 +291,14 @@ class Topology:
 def namespace_of(pid: int) -> str:
     """The named namespace a process runs in, as the kernel sees it."""
     return run_ip("netns", "identify", str(pid), check=False).strip()
+
+
+def _kill_inside(namespace: str) -> None:
+    """Kill whatever still runs in a namespace this module made: deleting a
+    namespace does not end its processes, and nothing else lives there."""
+    for pid in run_ip("netns", "pids", namespace, check=False).split():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(pid), signal.SIGKILL)
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -353,6 +363,7 @@ def remove_leftovers(token: str = "") -> int:
     removed = 0
     for namespace in namespaces:
         if namespace.startswith(wanted):
+            _kill_inside(namespace)
             run_ip("netns", "del", namespace, check=False)
             removed += 1
     for link in leftovers()[1]:

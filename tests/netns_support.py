@@ -4,6 +4,7 @@ be made, removing whatever a test left, and the independent tally."""
 from __future__ import annotations
 
 import shutil
+import time
 from collections import Counter
 from typing import Any
 
@@ -14,6 +15,9 @@ from sim import deploy, netns
 from sim.roles import make_subscriber
 from sim.scenario import Scenario, resolve
 
+# Longest a fault run may take, start-up on a loaded machine included: the
+# runs send for under 3 s and the harness's phase slack is 30 s.
+RUN_BOUND_S = 150.0
 NAMESPACES_UNAVAILABLE = netns.unavailable_reason()
 needs_namespaces = pytest.mark.skipif(
     bool(NAMESPACES_UNAVAILABLE),
@@ -61,7 +65,12 @@ def traced_hospital(**settings: Any) -> Scenario:
 
 
 def run(scenario: Scenario) -> dict[str, Any]:
-    return deploy.run(scenario)
+    """Run a scenario and check it ended in bounded time: its own deadlines
+    end a run that hangs, well within this bound."""
+    started = time.monotonic()
+    record = deploy.run(scenario)
+    assert time.monotonic() - started < RUN_BOUND_S
+    return record
 
 
 def traced(entry: dict[str, Any], run_id: int | None = None) -> np.ndarray:
