@@ -16,13 +16,16 @@ import numpy as np
 import zmq
 
 from sim import endpoints
-from sim.errors import EndpointError
+from sim.errors import EndpointError, ScenarioError
 from sim.roles import make_subscriber
 from sim.scenario import Scenario, resolve
 from sim.wire import MalformedFrame, decode_frame
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5555"
 REAL_TIME_DAY_SECONDS = 60.0
+# Updates come every half simulated day (30 s in real time), so three missed
+# slots mean the publisher is gone rather than between updates.
+REAL_TIME_SILENCE_S = 90.0
 
 
 def add_publish_options(parser: argparse.ArgumentParser) -> None:
@@ -69,6 +72,12 @@ def add_subscribe_options(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=0.0,
         help="stop after this long (default: run until Ctrl-C)",
+    )
+    parser.add_argument(
+        "--silence-seconds",
+        type=float,
+        default=REAL_TIME_SILENCE_S,
+        help="say so when no update has come for this long (default 90)",
     )
 
 
@@ -128,6 +137,10 @@ def _announce(frames: np.ndarray, subscriptions: list[bytes]) -> None:
 def command_subscribe(args: argparse.Namespace) -> int:
     spec = make_subscriber(args.role, args.patient)
     endpoints.parse(args.endpoint)
+    if not args.silence_seconds > 0:
+        raise ScenarioError(
+            f"--silence-seconds must be above 0, got {args.silence_seconds}"
+        )
     context = zmq.Context()
     socket = context.socket(zmq.SUB)
     socket.setsockopt(zmq.RCVHWM, args.hwm)
@@ -142,13 +155,23 @@ def command_subscribe(args: argparse.Namespace) -> int:
     )
     tally = _RealTimeTally(spec.patients)
     deadline = time.monotonic() + args.max_seconds if args.max_seconds else None
+    heard = time.monotonic()
+    said_silent = False
     try:
         while not args.count or tally.received < args.count:
             wait = 1.0 if deadline is None else deadline - time.monotonic()
             if wait <= 0:
                 break
-            if socket.poll(int(min(wait, 1.0) * 1000)):
+            if socket.poll(int(min(wait, 1.0, args.silence_seconds) * 1000)):
                 tally.take(socket.recv())
+                heard, said_silent = time.monotonic(), False
+            elif not said_silent and time.monotonic() - heard >= args.silence_seconds:
+                print(
+                    f"silent: no update for {time.monotonic() - heard:.1f} s;"
+                    f" is the publisher at {args.endpoint} running?",
+                    flush=True,
+                )
+                said_silent = True
     except KeyboardInterrupt:
         pass
     finally:

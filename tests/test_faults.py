@@ -7,6 +7,8 @@ cannot be made (not root, no `ip`)."""
 
 from __future__ import annotations
 
+import socket
+
 import numpy as np
 import pytest
 
@@ -274,6 +276,29 @@ def test_fault_silence_reported_with_its_timing(tmp_path):
         assert 0.5 < silence["seconds"] < 1.6
         span = (silence["end_ns"] - silence["start_ns"]) / 1e9
         assert silence["seconds"] == pytest.approx(span)
+
+
+def test_fault_real_time_subscriber_says_when_its_publisher_is_silent():
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    completed = run_wardcast(
+        "subscribe", "--role", "caregiver", "--patient", "1",
+        "--endpoint", f"tcp://127.0.0.1:{port}",
+        "--silence-seconds", "0.3", "--max-seconds", "1.5",
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    (notice,) = [line for line in completed.stdout.splitlines() if "silent" in line]
+    assert f"127.0.0.1:{port}" in notice
+    assert "received 0 updates" in completed.stdout
+
+
+def test_fault_real_time_silence_must_be_positive():
+    completed = run_wardcast(
+        "subscribe", "--role", "administration", "--silence-seconds", "0"
+    )
+    assert completed.returncode == 2
+    assert "--silence-seconds must be above 0" in completed.stderr
 
 
 @needs_namespaces
