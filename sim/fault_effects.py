@@ -110,17 +110,7 @@ def _restarted_publisher(
     patients = harness.scenario.patients
     old_run = injection.detail["killed_run_id"]
     new_run = record["run_id"]
-    seen = 0
-    for entry in _reported(record):
-        for other in entry.get("other_runs", []):
-            if other["run_id"] == old_run:
-                next_seq = np.asarray(other["next_seq"], dtype=np.int64)
-                topics = np.flatnonzero(next_seq > 0)
-                if len(topics):
-                    seen = max(
-                        seen,
-                        int(((next_seq[topics] - 1) * patients + topics).max()),
-                    )
+    seen = _furthest_seen(record, old_run, patients)
     sent = max(injection.position, seen)
     at_kill = per_topic_at(sent, patients)
     subscribers = []
@@ -157,6 +147,22 @@ def _restarted_publisher(
         "recovery_seconds": None if None in recoveries else max(recoveries),
         "subscribers": subscribers,
     }
+
+
+def _furthest_seen(record: dict[str, Any], run_id: int, patients: int) -> int:
+    """The furthest schedule position any subscriber received from a run
+    (as a count: the position of its last update plus one)."""
+    seen = 0
+    for entry in _reported(record):
+        for other in entry.get("other_runs", []):
+            if other["run_id"] != run_id:
+                continue
+            next_seq = np.asarray(other["next_seq"], dtype=np.int64)
+            topics = np.flatnonzero(next_seq > 0)
+            if len(topics):
+                furthest = (next_seq[topics] - 1) * patients + topics
+                seen = max(seen, int(furthest.max()))
+    return seen
 
 
 def _noticed(entry: dict[str, Any], injection: Injection) -> float | None:

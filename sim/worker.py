@@ -136,14 +136,7 @@ def _receive_until_end(
     link: zmq.Socket, sockets: list[SubscriberSocket], scenario: Scenario, config: dict
 ) -> tuple[int, np.ndarray]:
     """Receive until the run has ended and every socket is drained."""
-    poller = zmq.Poller()
-    by_socket = {sub.socket: sub for sub in sockets}
-    for sub in sockets:
-        poller.register(sub.socket, zmq.POLLIN)
-    poller.register(link, zmq.POLLIN)
-    by_monitor = {sub.liveness.watch(sub.socket): sub for sub in sockets}
-    for monitor in by_monitor:
-        poller.register(monitor, zmq.POLLIN)
+    poller, by_socket, by_monitor = _poll_all(link, sockets)
     give_up = time.monotonic() + config["max_seconds"]
     end: tuple[int, np.ndarray] | None = None
     wanted: list[int] = []
@@ -185,6 +178,21 @@ def _receive_until_end(
         if done or quiet >= scenario.drain_quiet_seconds or now >= drain_deadline:
             return end
     raise RunError(f"no end of run within {config['max_seconds']:.0f} s")
+
+
+def _poll_all(
+    link: zmq.Socket, sockets: list[SubscriberSocket]
+) -> tuple[zmq.Poller, dict, dict]:
+    """A poller over the control link, every SUB socket and every SUB
+    socket's monitor; the SUB sockets and monitors map back to their
+    subscriber."""
+    poller = zmq.Poller()
+    poller.register(link, zmq.POLLIN)
+    by_socket = {sub.socket: sub for sub in sockets}
+    by_monitor = {sub.liveness.watch(sub.socket): sub for sub in sockets}
+    for zsocket in [*by_socket, *by_monitor]:
+        poller.register(zsocket, zmq.POLLIN)
+    return poller, by_socket, by_monitor
 
 
 def _await(link: zmq.Socket, wanted: str, timeout_s: float) -> dict:
