@@ -54,6 +54,18 @@ def set_heartbeats(socket: zmq.Socket, settings: tuple[int, int, int]) -> None:
             socket.setsockopt(option, value)
 
 
+def watches_connections(scenario: Scenario) -> bool:
+    """Whether subscribers run socket monitors: only where connections are
+    expected to come and go (heartbeats or faults), since a monitor doubles
+    the sockets a subscriber process polls."""
+    return bool(
+        scenario.heartbeat_ivl_ms
+        or scenario.namespaces
+        or scenario.kill_subscriber
+        or scenario.restart_publisher_at_seconds
+    )
+
+
 def silence_threshold_ns(scenario: Scenario) -> int:
     """How long without an update counts as silence in this scenario."""
     if scenario.silence_seconds:

@@ -21,7 +21,12 @@ import zmq
 
 from sim import control
 from sim.errors import RunError, UserError
-from sim.liveness import Liveness, heartbeats, silence_threshold_ns
+from sim.liveness import (
+    Liveness,
+    heartbeats,
+    silence_threshold_ns,
+    watches_connections,
+)
 from sim.publisher import Publisher, expected_subscriptions
 from sim.roles import SubscriberSpec
 from sim.scenario import Scenario
@@ -136,7 +141,9 @@ def _receive_until_end(
     link: zmq.Socket, sockets: list[SubscriberSocket], scenario: Scenario, config: dict
 ) -> tuple[int, np.ndarray]:
     """Receive until the run has ended and every socket is drained."""
-    poller, by_socket, by_monitor = _poll_all(link, sockets)
+    poller, by_socket, by_monitor = _poll_all(
+        link, sockets, watches_connections(scenario)
+    )
     give_up = time.monotonic() + config["max_seconds"]
     end: tuple[int, np.ndarray] | None = None
     wanted: list[int] = []
@@ -181,15 +188,17 @@ def _receive_until_end(
 
 
 def _poll_all(
-    link: zmq.Socket, sockets: list[SubscriberSocket]
+    link: zmq.Socket, sockets: list[SubscriberSocket], watch: bool
 ) -> tuple[zmq.Poller, dict, dict]:
-    """A poller over the control link, every SUB socket and every SUB
-    socket's monitor; the SUB sockets and monitors map back to their
+    """A poller over the control link, every SUB socket and, if `watch`,
+    every SUB socket's monitor; SUB sockets and monitors map back to their
     subscriber."""
     poller = zmq.Poller()
     poller.register(link, zmq.POLLIN)
     by_socket = {sub.socket: sub for sub in sockets}
-    by_monitor = {sub.liveness.watch(sub.socket): sub for sub in sockets}
+    by_monitor = {}
+    if watch:
+        by_monitor = {sub.liveness.watch(sub.socket): sub for sub in sockets}
     for zsocket in [*by_socket, *by_monitor]:
         poller.register(zsocket, zmq.POLLIN)
     return poller, by_socket, by_monitor
