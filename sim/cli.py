@@ -151,6 +151,11 @@ def command_run(args: argparse.Namespace) -> int:
     scenario = scenario_from_options(args)
     if args.namespaces:
         scenario = resolve(scenario.replace(namespaces=True))
+    if scenario.namespaces:
+        from sim.netns import unavailable_reason
+
+        if unavailable_reason():
+            raise UserError(f"cannot make network namespaces: {unavailable_reason()}")
     out = (
         args.out
         or Path("results") / f"{scenario.name}-{dt.datetime.now():%Y%m%d-%H%M%S}"

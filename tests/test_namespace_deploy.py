@@ -4,6 +4,7 @@ removed by the harness (`pytest -k namespace`)."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -124,6 +125,24 @@ def test_namespace_run_option_puts_each_process_on_its_own_host(tmp_path):
     placed.append(record["publisher"]["namespace"])
     assert len(set(placed)) == 7  # the publisher and six subscribers apart
     assert set(placed) <= set(deployment["hosts"])
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv")
+def test_namespace_run_refused_without_root_in_one_line(tmp_path):
+    out = tmp_path / "never"
+    completed = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        + [sys.executable, "-m", "sim.cli", "run", "--namespaces", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT_S,
+        cwd=tmp_path,
+    )
+    assert completed.returncode == 2
+    assert completed.stderr == (
+        "wardcast: cannot make network namespaces: network namespaces need root\n"
+    )
+    assert not out.exists()
 
 
 @pytest.mark.slow
