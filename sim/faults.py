@@ -208,6 +208,11 @@ class FaultHarness(Harness):
         elif action == "unplug":
             assert self.topology is not None
             self.topology.set_link(self.topology.publisher, up=False)
+            # The cable stays out for the whole cut, however late it was
+            # pulled on a busy machine.
+            back_at = (now - self.started_ns) / 1e9 + self.scenario.link_cut_seconds
+            self._timed.append(_Timed(back_at, "plug", injection))
+            self._timed.sort(key=lambda t: t.at_seconds)
         elif action == "plug":
             assert self.topology is not None
             self.topology.set_link(self.topology.publisher, up=True)
@@ -346,5 +351,4 @@ def _plan(scenario: Scenario) -> list[_Timed]:
             detail={"seconds": scenario.link_cut_seconds},
         )
         timed.append(_Timed(at, "unplug", injection))
-        timed.append(_Timed(at + scenario.link_cut_seconds, "plug", injection))
     return sorted(timed, key=lambda t: t.at_seconds)
