@@ -30,6 +30,8 @@ from sim.scenario import Scenario
 MIN_SILENCE_S = 0.5
 # A gap of this many schedule slots without an update is silence.
 SILENT_SLOTS = 3
+# The threshold of a subscriber that was given none: no gap is that long.
+NEVER_SILENT_NS = 10**15
 CONNECTION_EVENTS = {
     zmq.EVENT_CONNECTED: "connected",
     zmq.EVENT_DISCONNECTED: "disconnected",

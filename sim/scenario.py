@@ -80,7 +80,7 @@ class Scenario:
     heartbeat_ttl_ms: int = 0
     silence_seconds: float = 0.0
     # Deployment and faults (see sim.faults); the defaults inject nothing.
-    # Times are seconds after the publisher's first send.
+    # Times are seconds after the publisher starts sending.
     namespaces: bool = False
     kill_subscriber: str = ""
     kill_subscriber_at_seconds: float = 0.0

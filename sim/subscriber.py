@@ -24,7 +24,7 @@ import zmq
 
 from sim.accounting import TopicLedger
 from sim.histogram import Histogram
-from sim.liveness import Liveness, set_heartbeats
+from sim.liveness import NEVER_SILENT_NS, Liveness, set_heartbeats
 from sim.roles import SubscriberSpec
 from sim.wire import BatchDecoder
 
@@ -98,7 +98,7 @@ class SubscriberSocket:
         else:
             self.follows[list(spec.patients)] = True
         self.tally = Tally()
-        self.liveness = liveness or Liveness(silence_ns=10**12)
+        self.liveness = liveness or Liveness(silence_ns=NEVER_SILENT_NS)
         self.ledgers: dict[int, TopicLedger] = {}
         self.from_intended = Histogram()
         self.from_actual = Histogram()
