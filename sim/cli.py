@@ -225,6 +225,9 @@ def command_deploy_netns(args: argparse.Namespace) -> int:
 
 def _print_faults(record: dict) -> None:
     for fault in record.get("faults", []):
+        if "note" in fault:
+            print(f"fault {fault['kind']} on {fault['target']}: {fault['note']}")
+            continue
         recovery = fault.get("recovery_seconds")
         when = fault.get("lasts") or f"at {fault.get('injected_at_seconds') or 0:.2f} s"
         print(

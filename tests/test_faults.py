@@ -120,6 +120,20 @@ def test_fault_killed_subscriber_costs_only_its_own_updates():
     assert fault["other_subscribers_dropped"] == 0
 
 
+def test_fault_due_after_publishing_is_left_uninjected_and_says_so():
+    record = run(
+        traced_hospital(
+            days=2, kill_subscriber="caregiver-1", kill_subscriber_at_seconds=30.0
+        )
+    )
+
+    assert record["status"] == "complete" and record["passed"], record["problems"]
+    assert by_name(record)["caregiver-1"]["status"] == "reported"
+    fault = fault_of(record, "kill_subscriber")
+    assert fault["injected_at_seconds"] is None
+    assert "never injected" in fault["note"]
+
+
 # -- the publisher killed and restarted ---------------------------------------
 
 
