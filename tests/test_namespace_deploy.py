@@ -170,7 +170,6 @@ def test_namespace_reference_deployment_delivers_exactly_each_subscribers_patien
         assert comparison[medium]["delivered_per_s"] > 0
         assert comparison[medium]["latency_from_actual_us"]["p50"] > 0
         assert read_result(out / medium)["totals"]["dropped"] == 0
-        assert comparison["dropped"][f"latency-{medium}"] == 0
         for probe in ("latency", "throughput"):
             assert (out / f"{probe}-{medium}" / "result.json").exists()
     assert comparison["throughput_ratio"] == pytest.approx(
