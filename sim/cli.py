@@ -71,6 +71,25 @@ def build_parser() -> argparse.ArgumentParser:
     compare = commands.add_parser("compare", help="two results or sweeps side by side")
     compare.add_argument("first", type=Path, help="a run or sweep folder (A)")
     compare.add_argument("second", type=Path, help="a run or sweep folder (B)")
+    run.add_argument(
+        "--namespaces",
+        action="store_true",
+        help="each process in its own network namespace, joined by a bridge (root)",
+    )
+
+    deploy = commands.add_parser(
+        "deploy-netns",
+        help="the deployment across network namespaces, measured against loopback",
+    )
+    add_scenario_options(deploy)
+    deploy.add_argument(
+        "--out", type=Path, help="folder for the results (default: results/NAME-TIME)"
+    )
+    deploy.add_argument(
+        "--remove-leftovers",
+        action="store_true",
+        help="only remove namespaces and links left by runs that were killed",
+    )
 
     from sim.realtime import add_publish_options, add_subscribe_options
 
@@ -185,6 +204,13 @@ def scenario_from_options(args: argparse.Namespace) -> Scenario:
 
 def command_run(args: argparse.Namespace) -> int:
     scenario = scenario_from_options(args)
+    if args.namespaces:
+        scenario = resolve(scenario.replace(namespaces=True))
+    if scenario.namespaces:
+        from sim.netns import unavailable_reason
+
+        if unavailable_reason():
+            raise UserError(f"cannot make network namespaces: {unavailable_reason()}")
     out = args.out or default_out(scenario.name)
     _check_writable(out)
 
@@ -197,16 +223,26 @@ def command_run(args: argparse.Namespace) -> int:
         scenario.messages,
         len(scenario.subscribers),
     )
-    outcome = Harness(scenario, log_level=_log_level(args.verbose)).run()
-    record = results.build(outcome)
+    from sim.faults import needs_fault_harness
+
+    interrupted = False
+    if needs_fault_harness(scenario):
+        from sim import deploy
+
+        record = deploy.run(scenario, log_level=_log_level(args.verbose))
+    else:
+        outcome = Harness(scenario, log_level=_log_level(args.verbose)).run()
+        interrupted = outcome.interrupted
+        record = results.build(outcome)
     print(results.summary(record), flush=True)
+    _print_faults(record)
     path = _write_result(record, out)
-    print(f"result: {path}" + (" (incomplete)" if outcome.interrupted else ""))
+    print(f"result: {path}" + (" (incomplete)" if interrupted else ""))
     if not args.no_report and path.parent == out:
         from reports.report import write_report
 
         print(f"report: {write_report(out)[0]}")
-    if outcome.interrupted:
+    if interrupted:
         return EXIT_INTERRUPTED
     if path.parent != out:
         return EXIT_FAILED
@@ -281,6 +317,54 @@ def command_compare(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def command_deploy_netns(args: argparse.Namespace) -> int:
+    from sim import deploy, netns
+    from sim import result as results
+
+    if args.remove_leftovers:
+        print(f"removed {netns.remove_leftovers()} namespaces and links")
+        return EXIT_OK
+    reason = netns.unavailable_reason()
+    if reason:
+        raise UserError(f"cannot make network namespaces: {reason}")
+    scenario = scenario_from_options(args)
+    out = args.out or Path("results") / (
+        f"{scenario.name}-netns-{dt.datetime.now():%Y%m%d-%H%M%S}"
+    )
+    _check_writable(out)
+    record = deploy.veth_against_loopback(
+        scenario, out, log_level=_log_level(args.verbose)
+    )
+    path = results.write(record, out)
+    print(results.summary(record))
+    comparison = record["veth_vs_loopback"]
+    for medium in ("loopback", "veth"):
+        figures = comparison[medium]
+        print(
+            f"{medium:>8}: one-way p50 {figures['latency_from_actual_us']['p50']:,.0f}"
+            f" µs, p99 {figures['latency_from_actual_us']['p99']:,.0f} µs,"
+            f" {figures['delivered_per_s']:,.0f} updates/s delivered"
+        )
+    print(f"result: {path}")
+    return (
+        EXIT_OK if record["passed"] and record["status"] == "complete" else EXIT_FAILED
+    )
+
+
+def _print_faults(record: dict) -> None:
+    for fault in record.get("faults", []):
+        if "note" in fault:
+            print(f"fault {fault['kind']} on {fault['target']}: {fault['note']}")
+            continue
+        recovery = fault.get("recovery_seconds")
+        when = fault.get("lasts") or f"at {fault.get('injected_at_seconds') or 0:.2f} s"
+        print(
+            f"fault {fault['kind']} on {fault['target']} {when}:"
+            f" {fault.get('messages_lost')} updates lost"
+            + (f", recovered in {recovery:.3f} s" if recovery is not None else "")
+        )
+
+
 def _check_writable(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -315,6 +399,7 @@ def main(argv: list[str] | None = None) -> int:
         "run": command_run,
         "report": command_report,
         "compare": command_compare,
+        "deploy-netns": command_deploy_netns,
         "publish": realtime.command_publish,
         "subscribe": realtime.command_subscribe,
         "keys": command_keys,

@@ -63,13 +63,14 @@ class Worker:
     kind: str  # "publisher" or "subscribers"
     subscribers: list[dict]
     process: subprocess.Popen
-    state: str = "starting"  # starting, configured, ready, reported, died, failed
+    state: str = "starting"  # starting, configured, ready, reported, died, failed,
+    # killed (by the harness itself, an injected fault)
     report: dict[str, Any] | None = None
     error: str = ""
 
     @property
     def alive(self) -> bool:
-        return self.state not in ("died", "failed")
+        return self.state not in ("died", "failed", "killed")
 
 
 @dataclass

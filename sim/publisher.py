@@ -32,8 +32,9 @@ import zmq
 from sim import endpoints, security
 from sim.errors import RunError
 from sim.histogram import Histogram
+from sim.liveness import heartbeats, set_heartbeats
 from sim.scenario import Scenario
-from sim.schedule import frame_chunks
+from sim.schedule import frame_chunks, resume_chunks
 from sim.wire import ACTUAL_SEND_OFFSET, INTENDED_SEND_OFFSET
 
 logger = logging.getLogger(__name__)
@@ -101,6 +102,7 @@ class Publisher:
             self.socket.setsockopt(zmq.SNDBUF, scenario.sndbuf)
         if self.curve is not None:
             self.curve.apply(self.socket)
+        set_heartbeats(self.socket, heartbeats(scenario))
         self.endpoint = ""
         self._chunks: Iterator[np.ndarray] = iter(())
         self._prebuilt: list[np.ndarray] = []
@@ -110,9 +112,12 @@ class Publisher:
         logger.info("publisher bound %s (run id %08x)", self.endpoint, self.run_id)
         return self.endpoint
 
-    def prebuild(self) -> None:
-        """Build frames ahead of the clock, up to PREBUILD_BYTES."""
+    def prebuild(self, resume_from: int = 0) -> None:
+        """Build frames ahead of the clock, up to PREBUILD_BYTES; a restarted
+        publisher resumes the schedule after its first `resume_from` updates."""
         self._chunks = frame_chunks(self.scenario, self.run_id)
+        if resume_from:
+            self._chunks = resume_chunks(self._chunks, resume_from)
         built = 0
         for chunk in self._chunks:
             self._prebuilt.append(chunk)

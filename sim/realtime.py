@@ -41,6 +41,9 @@ DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024
 RECONNECT_GRACE_S = 10.0
 SESSION_EVENTS = zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED
 REAL_TIME_DAY_SECONDS = 60.0
+# Updates come every half simulated day (30 s in real time), so three missed
+# slots mean the publisher is gone rather than between updates.
+REAL_TIME_SILENCE_S = 90.0
 
 
 def add_publish_options(parser: argparse.ArgumentParser) -> None:
@@ -130,6 +133,12 @@ def add_subscribe_options(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=RECONNECT_GRACE_S,
         help="how long an ended session may stay ended before giving up",
+    )
+    parser.add_argument(
+        "--silence-seconds",
+        type=float,
+        default=REAL_TIME_SILENCE_S,
+        help="say so when no update has come for this long (default 90)",
     )
 
 
@@ -273,6 +282,10 @@ def _announce(frames: np.ndarray, subscriptions: list[bytes]) -> None:
 def command_subscribe(args: argparse.Namespace) -> int:
     spec = make_subscriber(args.role, args.patient, name=args.name)
     endpoints.parse(args.endpoint)
+    if not args.silence_seconds > 0:
+        raise ScenarioError(
+            f"--silence-seconds must be above 0, got {args.silence_seconds}"
+        )
     if args.max_message_bytes == 0 or args.max_message_bytes < -1:
         raise ScenarioError(
             f"--max-message-bytes must be -1 (unlimited) or above 0, got"
@@ -333,15 +346,24 @@ def _receive(
     poller.register(monitor, zmq.POLLIN)
     deadline = time.monotonic() + args.max_seconds if args.max_seconds else None
     ended_at: float | None = None
+    heard, said_silent = time.monotonic(), False
     try:
         while not args.count or tally.received < args.count:
             now = time.monotonic()
             if ended_at is not None and now - ended_at >= args.reconnect_seconds:
                 return True
+            if not said_silent and now - heard >= args.silence_seconds:
+                print(
+                    f"silent: no update for {now - heard:.1f} s;"
+                    f" is the publisher at {args.endpoint} running?",
+                    flush=True,
+                )
+                said_silent = True
             wait = 1.0 if deadline is None else deadline - now
             if wait <= 0:
                 break
-            events = dict(poller.poll(int(min(wait, 1.0) * 1000)))
+            timeout = min(wait, 1.0, args.silence_seconds)
+            events = dict(poller.poll(int(timeout * 1000)))
             if monitor in events:
                 event = recv_monitor_message(monitor)["event"]
                 if event == zmq.EVENT_DISCONNECTED:
@@ -351,6 +373,7 @@ def _receive(
                     ended_at = None
             if socket in events:
                 tally.take(socket.recv_multipart())
+                heard, said_silent = time.monotonic(), False
     except KeyboardInterrupt:
         pass
     return False

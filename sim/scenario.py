@@ -80,6 +80,24 @@ class Scenario:
     # ZMQ_MAXMSGSIZE of every subscriber: 0 is the run's frame size, so any
     # bigger frame ends that subscriber's session; -1 is unlimited.
     max_message_bytes: int = 0
+    # Liveness (ZeroMQ heartbeats on every data socket; 0 leaves them off) and
+    # the silence a subscriber reports (0: three slot intervals, at least
+    # half a second).
+    heartbeat_ivl_ms: int = 0
+    heartbeat_timeout_ms: int = 0
+    heartbeat_ttl_ms: int = 0
+    silence_seconds: float = 0.0
+    # Deployment and faults (see sim.faults); the defaults inject nothing.
+    # Times are seconds after the publisher starts sending.
+    namespaces: bool = False
+    kill_subscriber: str = ""
+    kill_subscriber_at_seconds: float = 0.0
+    restart_publisher_at_seconds: float = 0.0
+    link_cut_at_seconds: float = 0.0
+    link_cut_seconds: float = 0.0
+    packet_loss: float = 0.0
+    delay_ms: float = 0.0
+    delay_proxy: bool = False
 
     @property
     def messages(self) -> int:
@@ -170,9 +188,13 @@ def resolve(scenario: Scenario) -> Scenario:
         raise ScenarioError(f"message_bytes must be at most {MAX_MESSAGE_BYTES:,}")
     size = minimum_message_bytes(size - TEXT_OFFSET)
     _check_security(scenario, size)
-    return scenario.replace(
+    resolved = scenario.replace(
         message_bytes=size, subscribers=tuple(unique_names(list(scenario.subscribers)))
     )
+    from sim.faults import check_faults
+
+    check_faults(resolved)
+    return resolved
 
 
 def _check_counts(scenario: Scenario) -> None:

@@ -94,3 +94,19 @@ def scheduled_seconds(scenario: Scenario) -> float:
     if scenario.paced_by == "rate":
         return scenario.messages / scenario.rate
     return 0.0
+
+
+def resume_chunks(chunks: Iterator[np.ndarray], skip: int) -> Iterator[np.ndarray]:
+    """The chunks after the first `skip` updates, rescheduled so the first
+    update left is due at once and the rest keep their spacing."""
+    shift = None
+    for chunk in chunks:
+        if skip >= len(chunk):
+            skip -= len(chunk)
+            continue
+        chunk = chunk[skip:]
+        skip = 0
+        if shift is None:
+            shift = int(chunk["intended_ns"][0])
+        chunk["intended_ns"] -= shift
+        yield chunk

@@ -28,6 +28,7 @@ from sim import security
 from sim.accounting import TopicLedger
 from sim.daily import DailyLatency
 from sim.histogram import Histogram
+from sim.liveness import NEVER_SILENT_NS, Liveness, set_heartbeats
 from sim.roles import SubscriberSpec
 from sim.scenario import Scenario
 from sim.wire import BatchDecoder
@@ -84,6 +85,8 @@ class SubscriberSocket:
         extra_prefixes: tuple[bytes, ...] = (),
         keys: str = "",
         max_message_bytes: int = -1,
+        liveness: Liveness | None = None,
+        heartbeats: tuple[int, int, int] = (0, 0, 0),
     ) -> None:
         self.spec = spec
         self.decoder = decoder
@@ -104,6 +107,7 @@ class SubscriberSocket:
         if keys:
             security.apply_client(self.socket, Path(keys), spec.name)
         self.monitor = self.socket.get_monitor_socket(SESSION_EVENTS)
+        set_heartbeats(self.socket, heartbeats)
         self.socket.connect(endpoint)
         # `extra_prefixes` exist only so tests can show that a wrong
         # subscription is caught as foreign; the roles never produce one.
@@ -116,6 +120,7 @@ class SubscriberSocket:
         else:
             self.follows[list(spec.patients)] = True
         self.tally = Tally()
+        self.liveness = liveness or Liveness(silence_ns=NEVER_SILENT_NS)
         self.ledgers: dict[int, TopicLedger] = {}
         self.from_intended = Histogram()
         self.from_actual = Histogram()
@@ -149,13 +154,17 @@ class SubscriberSocket:
         return len(frames) - before
 
     def session_events(self) -> None:
-        """Count the sessions made and ended since last asked."""
+        """Count the sessions made and ended since last asked, and tell the
+        liveness record when each happened (one monitor serves both: ZeroMQ
+        allows one per socket)."""
         while self.monitor.poll(0):
             event = recv_monitor_message(self.monitor)["event"]
             if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
                 self.tally.connections += 1
+                self.liveness.note("connected", time.monotonic_ns())
             elif event == zmq.EVENT_DISCONNECTED:
                 self.tally.disconnections += 1
+                self.liveness.note("disconnected", time.monotonic_ns())
 
     @property
     def session_ended(self) -> bool:
@@ -188,6 +197,7 @@ class SubscriberSocket:
         if not tally.first_receive_ns:
             tally.first_receive_ns = int(received_ns[0])
         tally.last_receive_ns = int(received_ns[-1])
+        self.liveness.observe(received_ns)
         tally.received_frames += len(frames)
         records, valid = self.decoder.decode(frames)
         # A simulated time far outside any run would make the per-day counts
@@ -209,6 +219,7 @@ class SubscriberSocket:
             if ledger is None:
                 ledger = self.ledgers[run_id] = TopicLedger(self.decoder.patients)
             ledger.record(records["patient"][mine], records["seq"][mine])
+            self.liveness.observe_run(run_id, received_ns[mine])
         from_intended = received_ns - records["intended_ns"]
         tally.negative_latency += int((from_intended < 0).sum())
         self.from_intended.record(from_intended)
@@ -281,6 +292,17 @@ class SubscriberSocket:
                 "from_actual": self.from_actual.to_dict(),
             },
         }
+        report["liveness"] = self.liveness.to_dict(time.monotonic_ns())
+        report["other_runs"] = [
+            {
+                "run_id": key,
+                "received": int(other.received[self.follows].sum()),
+                "duplicates": other.duplicates,
+                "next_seq": other.next_seq.tolist(),
+            }
+            for key, other in self.ledgers.items()
+            if key != run_id
+        ]
         if self.spec.trace:
             trace = np.concatenate(self.trace) if self.trace else np.zeros((0, 3))
             report["trace"] = trace.astype(np.int64).tolist()

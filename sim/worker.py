@@ -22,6 +22,11 @@ import zmq
 
 from sim import control
 from sim.errors import RunError, UserError
+from sim.liveness import (
+    Liveness,
+    heartbeats,
+    silence_threshold_ns,
+)
 from sim.publisher import Publisher, expected_subscriptions
 from sim.roles import SubscriberSpec
 from sim.scenario import Scenario
@@ -69,13 +74,25 @@ def _publish(
         control.send(link, "failed", {"error": str(error), "user_error": True})
         return
     control.send(link, "bound", {"endpoint": endpoint, "run_id": publisher.run_id})
-    publisher.prebuild()
+    resume_from = config.get("resume_from", 0)
+    publisher.prebuild(resume_from)
     _await(link, "go", scenario.start_timeout_seconds)
     publisher.await_subscriptions(
         expected_subscriptions(scenario), scenario.start_timeout_seconds
     )
     control.send(link, "started", {"run_id": publisher.run_id})
-    outcome = publisher.publish(should_stop=lambda: _asked_to_stop(link))
+    position = [resume_from]
+
+    def report_progress(frames: np.ndarray, changes: list[bytes]) -> None:
+        # Where the publisher is in the schedule, so that a fault injected
+        # mid-run can be set against what had been sent when it struck.
+        position[0] += len(frames)
+        control.send(link, "progress", {"position": position[0]})
+
+    outcome = publisher.publish(
+        should_stop=lambda: _asked_to_stop(link),
+        on_chunk=report_progress if config.get("progress") else None,
+    )
     body = {
         "run_id": outcome.run_id,
         "published": outcome.published,
@@ -110,6 +127,8 @@ def run_subscribers(link: zmq.Socket, context: zmq.Context, config: dict) -> Non
             start_epoch=start_epoch,
             keys=scenario.keys if scenario.curve else "",
             max_message_bytes=subscriber_message_limit(scenario),
+            liveness=Liveness(silence_threshold_ns(scenario)),
+            heartbeats=heartbeats(scenario),
         )
         for raw in config["subscribers"]
     ]
@@ -139,11 +158,7 @@ def _receive_until_end(
     link: zmq.Socket, sockets: list[SubscriberSocket], scenario: Scenario, config: dict
 ) -> tuple[int, np.ndarray]:
     """Receive until the run has ended and every socket is drained."""
-    poller = zmq.Poller()
-    by_socket = {sub.socket: sub for sub in sockets}
-    for sub in sockets:
-        poller.register(sub.socket, zmq.POLLIN)
-    poller.register(link, zmq.POLLIN)
+    poller, by_socket, by_monitor = _poll_all(link, sockets)
     give_up = time.monotonic() + config["max_seconds"]
     end: tuple[int, np.ndarray] | None = None
     wanted: list[int] = []
@@ -166,6 +181,9 @@ def _receive_until_end(
                     wanted = [int(published[sub.follows].sum()) for sub in sockets]
                     drain_deadline = time.monotonic() + scenario.drain_timeout_seconds
                 continue
+            if zsocket in by_monitor:
+                by_monitor[zsocket].session_events()
+                continue
             sub = by_socket[zsocket]
             if sub.receive() == BATCH_FRAMES:
                 busy = True
@@ -182,6 +200,21 @@ def _receive_until_end(
         if done or quiet >= scenario.drain_quiet_seconds or now >= drain_deadline:
             return end
     raise RunError(f"no end of run within {config['max_seconds']:.0f} s")
+
+
+def _poll_all(
+    link: zmq.Socket, sockets: list[SubscriberSocket]
+) -> tuple[zmq.Poller, dict, dict]:
+    """A poller over the control link, every SUB socket and every SUB
+    socket's monitor (so each session's start and end is timed as it
+    happens); SUB sockets and monitors map back to their subscriber."""
+    poller = zmq.Poller()
+    poller.register(link, zmq.POLLIN)
+    by_socket = {sub.socket: sub for sub in sockets}
+    by_monitor = {sub.monitor: sub for sub in sockets}
+    for zsocket in [*by_socket, *by_monitor]:
+        poller.register(zsocket, zmq.POLLIN)
+    return poller, by_socket, by_monitor
 
 
 def _await(link: zmq.Socket, wanted: str, timeout_s: float) -> dict:
