@@ -53,6 +53,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, help="folder for the results (default: results/NAME-TIME)"
     )
 
+    sweep = commands.add_parser(
+        "sweep", help="a grid of runs from a sweep file, beside a raw-pyzmq baseline"
+    )
+    sweep.add_argument("file", type=Path, help="a scenario file with a [sweep] table")
+    sweep.add_argument(
+        "--out", type=Path, help="folder for the sweep (default: results/NAME-TIME)"
+    )
+    sweep.add_argument(
+        "--resume",
+        action="store_true",
+        help="finish the sweep already in --out, keeping the points it has",
+    )
+
     from sim.realtime import add_publish_options, add_subscribe_options
 
     add_publish_options(
@@ -155,6 +168,32 @@ def command_run(args: argparse.Namespace) -> int:
     )
 
 
+def command_sweep(args: argparse.Namespace) -> int:
+    from sim.sweep import Sweep
+    from sim.sweepspec import load_sweep
+    from sim.verdict import describe
+
+    spec = load_sweep(args.file)
+    if args.resume and args.out is None:
+        raise ScenarioError("--resume needs the --out folder of the sweep to finish")
+    out = args.out or Path("results") / f"{spec.name}-{dt.datetime.now():%Y%m%d-%H%M%S}"
+    try:
+        document = Sweep(
+            spec, out, resume=args.resume, log_level=_log_level(args.verbose)
+        ).run()
+    except KeyboardInterrupt:
+        print(
+            f"wardcast: sweep interrupted; finish it with: wardcast sweep {args.file}"
+            f" --out {out} --resume",
+            file=sys.stderr,
+        )
+        return 130
+    print(describe(document))
+    print(f"sweep: {out / 'sweep.json'}")
+    failed = [p for p in document["points"] if p["status"] != "done"]
+    return EXIT_FAILED if failed else EXIT_OK
+
+
 def _check_writable(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -187,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
 
     handlers = {
         "run": command_run,
+        "sweep": command_sweep,
         "publish": realtime.command_publish,
         "subscribe": realtime.command_subscribe,
     }

@@ -49,6 +49,7 @@ class Tally:
     malformed: int = 0
     foreign: int = 0
     stale: int = 0  # well-formed updates from a publisher run other than this one
+    filtered: int = 0  # other patients' updates, dropped here by choice
     negative_latency: int = 0
     foreign_topics: list[str] = field(default_factory=list)
     first_receive_ns: int = 0
@@ -157,7 +158,10 @@ class SubscriberSocket:
             records, received_ns = records[valid], received_ns[valid]
         own = self.follows[records["patient"]]
         if not own.all():
-            self._note_foreign(records[~own])
+            if self.spec.filters_itself():
+                tally.filtered += int((~own).sum())
+            else:
+                self._note_foreign(records[~own])
             records, received_ns = records[own], received_ns[own]
         if len(records) == 0:
             return
@@ -221,6 +225,8 @@ class SubscriberSocket:
             "reordered": ledger.reordered,
             "gaps": ledger.gap_events,
             "malformed": self.tally.malformed,
+            "filter_side": self.spec.filter_side,
+            "filtered": self.tally.filtered,
             "stale": stale,
             "topics_with_drops": len(topics_with_drops),
             "negative_latency": self.tally.negative_latency,

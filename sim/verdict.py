@@ -1,0 +1,297 @@
+"""The verdict of a sweep: where the design holds, what breaks first, and a
+fitted cost model checked against a point it was not fitted on.
+
+A point *holds* when its run completed cleanly, nothing was dropped and its
+p99 latency is within the sweep's `latency_budget_ms`. Points above the
+zero-drop rate (rate_fraction > 1) are run to show what happens past the
+limit, so they are left out when saying where the design holds.
+
+Fits are straight lines, y = a + b·x, by least squares over the medians of
+the repeats, one per numeric axis and cost (publisher CPU per message against
+subscribers, subscriptions, patients, message size; latency against load as
+a + b/(1 - load), load being the rate asked over the raw-pyzmq throughput).
+Each fit is done twice: on every point, and on every point but the one with
+the largest x, which it must then predict; the relative error of that
+prediction is the honest measure of the model, since extrapolating to larger
+machines is what it is for.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+
+from sim.sweepspec import RATE_FRACTION
+
+NUMERIC_AXES = ("subscribers", "subscriptions", "patients", "message_bytes", "hwm")
+COSTS = (
+    "publisher_cpu_us_per_message",
+    "publisher_cpu_us_per_delivered",
+    "subscriber_cpu_us_per_message",
+    "max_rss_bytes_max",
+)
+# A fit needs this many distinct x values: two to fit a line, one held out.
+MIN_FIT_POINTS = 3
+# The hospital's own demand: every patient twice a simulated day of 86,400 s.
+SECONDS_PER_DAY = 86_400
+
+
+def judge(document: dict[str, Any]) -> dict[str, Any]:
+    """The verdict of a sweep document (sweep.json's contents)."""
+    budget_us = document["settings"]["latency_budget_ms"] * 1000.0
+    groups = _groups(document["points"])
+    verdict: dict[str, Any] = {
+        "criterion": (
+            f"a point holds when it completes with no drops, no foreign updates and"
+            f" p99 latency within {budget_us / 1000:.0f} ms"
+        ),
+        "limits": _limits(groups, document["axes"], budget_us),
+        "fits": _fits(groups, document["axes"], document.get("baselines", {})),
+        "searches": [
+            {
+                "params": s["params"],
+                "zero_drop_rate": s.get("zero_drop_rate"),
+                "ratio_to_baseline": s.get("ratio_to_baseline"),
+            }
+            for s in document.get("searches", [])
+        ],
+        "baseline_drift": _drift(document),
+    }
+    verdict["prediction"] = _prediction(document, verdict)
+    return verdict
+
+
+def _groups(points: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Points of the same params, repeats merged by median."""
+    by_params: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for point in points:
+        by_params[repr(sorted(point["params"].items()))].append(point)
+    groups = {}
+    for key, members in by_params.items():
+        done = [p for p in members if p["status"] == "done" and p["summary"]]
+        groups[key] = {
+            "params": members[0]["params"],
+            "rate": members[0].get("rate"),
+            "failed": len(done) < len(members),
+            "summaries": [p["summary"] for p in done],
+            "problems": [q for p in members for q in p.get("problems", [])],
+        }
+    return groups
+
+
+def _median(group: dict[str, Any], key: str) -> float | None:
+    values = [s[key] for s in group["summaries"] if s.get(key) is not None]
+    return statistics.median(values) if values else None
+
+
+def _breaks(group: dict[str, Any], budget_us: float) -> str | None:
+    """What went wrong at a point, if anything: failed, drops or latency."""
+    if group["failed"] or not group["summaries"]:
+        return "failed: " + "; ".join(group["problems"][:2])
+    if any(s["dropped"] for s in group["summaries"]):
+        return f"drops ({max(s['dropped'] for s in group['summaries']):,})"
+    p99 = max(s["latency_us"]["p99"] for s in group["summaries"])
+    if p99 > budget_us:
+        return f"latency (p99 {p99 / 1000:,.0f} ms)"
+    return None
+
+
+def _limits(
+    groups: dict[str, dict[str, Any]], axes: dict[str, list], budget_us: float
+) -> dict[str, Any]:
+    limits = {}
+    for axis, values in axes.items():
+        holds_up_to, breaks_at, first_failure = None, None, None
+        for value in values:
+            members = [
+                g
+                for g in groups.values()
+                if g["params"][axis] == value
+                and (axis == RATE_FRACTION or g["params"].get(RATE_FRACTION, 0) <= 1)
+            ]
+            failures = [f for g in members if (f := _breaks(g, budget_us))]
+            if failures and breaks_at is None:
+                breaks_at, first_failure = value, failures[0]
+            if not failures and breaks_at is None:
+                holds_up_to = value
+        limits[axis] = {
+            "holds_up_to": holds_up_to,
+            "breaks_at": breaks_at,
+            "first_failure": first_failure,
+        }
+    return limits
+
+
+def _slices(groups, axis: str) -> dict[str, list[dict[str, Any]]]:
+    """Groups sharing every axis value but `axis`'s, by that shared part."""
+    slices: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for group in groups.values():
+        rest = {k: v for k, v in group["params"].items() if k != axis}
+        slices[repr(sorted(rest.items()))].append(group)
+    return slices
+
+
+def _fits(groups, axes: dict[str, list], baselines: dict) -> list[dict[str, Any]]:
+    fits = []
+    for axis in (a for a in NUMERIC_AXES if a in axes):
+        for members in _slices(groups, axis).values():
+            rest = {k: v for k, v in members[0]["params"].items() if k != axis}
+            for cost in COSTS:
+                pairs = [
+                    (float(g["params"][axis]), y)
+                    for g in members
+                    if (y := _median(g, cost)) is not None
+                ]
+                fit = fit_line(pairs, transform=None)
+                if fit:
+                    fits.append({"y": cost, "x": axis, "others": rest, **fit})
+    if RATE_FRACTION in axes:
+        fits.extend(_latency_fits(groups, baselines))
+    return fits
+
+
+def _latency_fits(groups, baselines: dict) -> list[dict[str, Any]]:
+    fits = []
+    for members in _slices(groups, RATE_FRACTION).values():
+        pairs = []
+        for group in members:
+            if group["failed"] or not group["summaries"] or not group["rate"]:
+                continue
+            summaries = group["summaries"]
+            size = str(summaries[0]["message_bytes"])
+            base = baselines.get(size, {}).get("throughput_per_s")
+            load = group["rate"] / base if base else math.inf
+            if load < 1:
+                p50 = statistics.median(s["latency_us"]["p50"] for s in summaries)
+                pairs.append((load, p50))
+        fit = fit_line(pairs, transform=lambda x: 1.0 / (1.0 - x))
+        if fit:
+            rest = {k: v for k, v in members[0]["params"].items() if k != RATE_FRACTION}
+            fits.append(
+                {
+                    "y": "latency_p50_us",
+                    "x": "load",
+                    "model": "a + b/(1-x)",
+                    "others": rest,
+                    **fit,
+                }
+            )
+    return fits
+
+
+def fit_line(pairs: list[tuple[float, float]], *, transform) -> dict[str, Any] | None:
+    """y = a + b·t(x) over `pairs`, and the error predicting the largest x
+    from the others; None when there are too few distinct x values."""
+    pairs = sorted(pairs)
+    if len({x for x, _ in pairs}) < MIN_FIT_POINTS:
+        return None
+    t = transform or (lambda x: x)
+    xs = np.array([t(x) for x, _ in pairs])
+    ys = np.array([y for _, y in pairs])
+    b, a = np.polyfit(xs, ys, 1)
+    predicted = a + b * xs
+    spread = float(((ys - ys.mean()) ** 2).sum())
+    r2 = 1 - float(((ys - predicted) ** 2).sum()) / spread if spread else 1.0
+    held_x, held_y = pairs[-1]
+    hb, ha = np.polyfit(xs[:-1], ys[:-1], 1)
+    guess = float(ha + hb * t(held_x))
+    return {
+        "model": "a + b*x",
+        "a": float(a),
+        "b": float(b),
+        "r2": r2,
+        "points": len(pairs),
+        "holdout": {
+            "x": held_x,
+            "measured": held_y,
+            "predicted": guess,
+            "error_pct": abs(guess - held_y) / abs(held_y) * 100 if held_y else None,
+        },
+    }
+
+
+def _drift(document: dict[str, Any]) -> float | None:
+    before, after = document.get("baseline"), document.get("baseline_after")
+    if not before or not after or not before["throughput_per_s"]:
+        return None
+    return after["throughput_per_s"] / before["throughput_per_s"] - 1
+
+
+def _prediction(document: dict[str, Any], verdict: dict[str, Any]) -> dict[str, Any]:
+    """What the fits say about larger deployments, with the assumptions."""
+    base = document["base_scenario"]
+    demand = base["patients"] * base["updates_per_day"] / SECONDS_PER_DAY
+    prediction: dict[str, Any] = {
+        "assumptions": [
+            "one publisher process sends every update; its CPU per message is the"
+            " fitted line, and a core k times faster divides it by k",
+            "subscriber processes run on other cores, so subscribers add cores,"
+            " not publisher time, until the machine runs out of cores",
+            "loopback TCP; a real network adds its latency and its bandwidth"
+            " limit (message_bytes x delivered per second)",
+            "the hospital's real demand is patients x updates_per_day / 86,400 s"
+            " on average, but a clock-paced slot sends every patient at once:"
+            " the burst, not the average, meets the high-water mark",
+        ],
+        "real_time_updates_per_s": demand,
+    }
+    rates = [s["zero_drop_rate"] for s in verdict["searches"] if s["zero_drop_rate"]]
+    if rates:
+        best = max(rates)
+        prediction["zero_drop_rate"] = best
+        prediction["headroom_over_real_time"] = best / demand if demand else None
+        prediction["burst_seconds_per_slot"] = base["patients"] / best
+    for fit in verdict["fits"]:
+        if fit["y"] == "publisher_cpu_us_per_message" and fit["x"] == "subscribers":
+            cost = fit["a"] + fit["b"] * 1000
+            prediction["publisher_max_rate_at_1000_subscribers"] = (
+                1e6 / cost if cost > 0 else math.inf
+            )
+            break
+    return prediction
+
+
+def describe(document: dict[str, Any]) -> str:
+    """The verdict as lines for the terminal."""
+    verdict = document.get("verdict") or {}
+    points = document["points"]
+    done = sum(p["status"] == "done" for p in points)
+    lines = [f"{document['name']}: {done} of {len(points)} runs done"]
+    base = document.get("baseline")
+    if base:
+        lines.append(
+            f"raw pyzmq at {base['message_bytes']} bytes: "
+            f"{base['throughput_per_s']:,.0f} msg/s, p50"
+            f" {base['latency_us']['p50']:,.0f} µs at"
+            f" {base['latency_rate_per_s']:,.0f} msg/s"
+        )
+    if verdict.get("baseline_drift") is not None:
+        lines.append(f"baseline drift over the sweep: {verdict['baseline_drift']:+.0%}")
+    for search in verdict.get("searches", []):
+        ratio = search["ratio_to_baseline"]
+        lines.append(
+            f"zero-drop rate {search['params'] or ''}: "
+            f"{search['zero_drop_rate'] or 0:,.0f}/s"
+            + (f" ({ratio:.2f} of raw pyzmq)" if ratio else "")
+        )
+    lines.append(verdict.get("criterion", ""))
+    for axis, limit in verdict.get("limits", {}).items():
+        text = f"  {axis}: holds up to {limit['holds_up_to']}"
+        if limit["breaks_at"] is not None:
+            text += f"; breaks at {limit['breaks_at']} ({limit['first_failure']})"
+        lines.append(text)
+    for fit in verdict.get("fits", [])[:12]:
+        held = fit["holdout"]
+        error = held["error_pct"]
+        lines.append(
+            f"  fit {fit['y']} vs {fit['x']} {fit['others'] or ''}:"
+            f" a={fit['a']:.3g} b={fit['b']:.3g} r2={fit['r2']:.2f};"
+            f" predicts x={held['x']:g} as {held['predicted']:.3g},"
+            f" measured {held['measured']:.3g}"
+            + (f" ({error:.0f}% off)" if error is not None else "")
+        )
+    return "\n".join(line for line in lines if line)
