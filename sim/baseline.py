@@ -38,6 +38,8 @@ logger = logging.getLogger(__name__)
 # Frames in the throughput run: a few hundred thousand is a second or two at
 # pyzmq's rate on loopback, long enough that start-up is a small part of it.
 THROUGHPUT_FRAMES = 300_000
+# ... but no more than this many bytes, so 64 KiB frames take seconds too.
+THROUGHPUT_BYTES = 1 << 30
 # The latency run: ten thousand frames a second, as in DESIGN.md's measured
 # facts, for two seconds: far below the throughput, so queues stay empty.
 LATENCY_RATE_PER_S = 10_000
@@ -75,6 +77,7 @@ def measure(
     latency_rate: float = LATENCY_RATE_PER_S,
 ) -> Baseline:
     """Measure raw PUB/SUB throughput and latency for one message size."""
+    throughput_frames = min(throughput_frames, THROUGHPUT_BYTES // message_bytes)
     fast = _exchange(message_bytes, throughput_frames, rate=None)
     paced = _exchange(message_bytes, latency_frames, rate=latency_rate)
     latency = Histogram()

@@ -17,7 +17,6 @@ frame, send. Pacing is open-loop (see `sim.schedule`).
 from __future__ import annotations
 
 import logging
-import os
 import random
 import struct
 import time
@@ -43,6 +42,8 @@ PREBUILD_BYTES = 256 * 1024 * 1024
 # Linux oversleeps by about 50 to 100 µs (timer slack), so the publisher sleeps
 # until this long before an update is due and spins the rest of the way.
 SPIN_NS = 60_000
+# Above this rate updates are due less than SPIN_NS apart (see `_spins`).
+SPIN_RATE_PER_S = 1e9 / SPIN_NS
 # The clock starts this long after the barrier, so the first update is not
 # already late when the loop reaches it.
 START_LEAD_NS = 5_000_000
@@ -192,15 +193,25 @@ class Publisher:
                 send(buffer[offset : offset + size])
             return len(frames)
         due_times = frames["intended_ns"].tolist()
+        wait = _wait_until if self._spins() else _sleep_until
         offset = 0
         for due in due_times:
             moment = now()
             if moment < due:
-                moment = _wait_until(due)
+                moment = wait(due)
             _stamp_actual(buffer, offset + ACTUAL_SEND_OFFSET, moment)
             send(buffer[offset : offset + size])
             offset += size
         return len(frames)
+
+    def _spins(self) -> bool:
+        """Whether to spin to each update's exact time. Above SPIN_RATE_PER_S
+        updates come closer together than a sleep lasts, and spinning would
+        hold a whole core that the subscribers (and ZeroMQ's I/O threads)
+        need on a small machine; the publisher then sleeps and sends what fell
+        due meanwhile back to back, the lateness showing in the latency."""
+        rate = self.scenario.rate
+        return rate is None or rate <= SPIN_RATE_PER_S
 
     def _drain_subscriptions(self) -> list[bytes]:
         """Subscription changes that arrived during the run (reconnects)."""
@@ -211,6 +222,12 @@ class Publisher:
 
     def close(self) -> None:
         self.socket.close(linger=0)
+
+
+def _sleep_until(due_ns: int) -> int:
+    # time.sleep never wakes early, so the update goes at or after its time.
+    time.sleep(max(due_ns - time.monotonic_ns(), 0) / 1e9)
+    return time.monotonic_ns()
 
 
 def _wait_until(due_ns: int) -> int:

@@ -16,6 +16,7 @@
 An axis is any Scenario field (patients, days, rate, hwm, message_bytes,
 subscribers_per_process, sndbuf, rcvbuf, day_seconds, seed, ...) or one of:
 
+    subscriber_role (also an axis) what the subscribers axis adds
     subscribers     how many subscriber sockets; each is a `subscriber_role`
                     ("administration" follows everyone; "caregiver" number i
                     follows patient i, wrapping round; "mix" cycles the base
@@ -48,7 +49,13 @@ from sim.errors import ScenarioError
 from sim.roles import FILTER_SIDES, SubscriberSpec, make_subscriber
 from sim.scenario import Scenario, load, parse_rate, resolve
 
-SPECIAL_AXES = ("subscribers", "subscriptions", "filter_side", "slow_us")
+SPECIAL_AXES = (
+    "subscribers",
+    "subscriber_role",
+    "subscriptions",
+    "filter_side",
+    "slow_us",
+)
 RATE_FRACTION = "rate_fraction"
 # Scenario fields a sweep cannot vary: the subscriber list is varied through
 # the special axes, and a name per point would only confuse the results.
@@ -240,7 +247,13 @@ def _subscribers(
         if "subscriptions" in params:
             subscribers = _psychiatrists(scenario.patients, count, params)
         else:
-            subscribers = _by_role(spec.subscriber_role, scenario, count)
+            role = params.get("subscriber_role", spec.subscriber_role)
+            if role not in SUBSCRIBER_ROLES:
+                raise ScenarioError(
+                    f"subscriber_role must be one of {', '.join(SUBSCRIBER_ROLES)},"
+                    f" got {role!r}"
+                )
+            subscribers = _by_role(role, scenario, count)
     side = params.get("filter_side", "publisher")
     if side not in FILTER_SIDES:
         raise ScenarioError(

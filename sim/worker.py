@@ -25,7 +25,12 @@ from sim.publisher import Publisher, expected_subscriptions
 from sim.roles import SubscriberSpec
 from sim.scenario import Scenario
 from sim.schedule import slots
-from sim.subscriber import BATCH_FRAMES, SubscriberSocket, process_usage
+from sim.subscriber import (
+    BATCH_FRAMES,
+    SubscriberSocket,
+    flush_threshold,
+    process_usage,
+)
 from sim.wire import BatchDecoder
 
 logger = logging.getLogger("sim.worker")
@@ -131,6 +136,7 @@ def _receive_until_end(
     wanted: list[int] = []
     drain_deadline = last_frame = 0.0
     busy = False
+    flush_at = flush_threshold(scenario.message_bytes, len(sockets))
     while time.monotonic() < give_up:
         events = dict(poller.poll(0 if busy else IDLE_POLL_MS))
         busy = False
@@ -151,7 +157,7 @@ def _receive_until_end(
             sub = by_socket[zsocket]
             if sub.receive() == BATCH_FRAMES:
                 busy = True
-            if sub.pending >= BATCH_FRAMES:
+            if sub.pending >= flush_at:
                 sub.flush()
             last_frame = time.monotonic()
         if end is None:
