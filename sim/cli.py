@@ -126,7 +126,12 @@ _OPTION_FIELDS = (
 
 def scenario_from_options(args: argparse.Namespace) -> Scenario:
     """The scenario the options describe, checked; raises ScenarioError."""
-    scenario = load(args.scenario)[0] if args.scenario else Scenario()
+    # A sweep file's [sweep] table is set aside: `run` runs its base scenario.
+    scenario = (
+        load(args.scenario, extra_keys=frozenset({"sweep"}))[0]
+        if args.scenario
+        else Scenario()
+    )
     changes = {
         key: getattr(args, key)
         for key in _OPTION_FIELDS
