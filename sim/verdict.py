@@ -38,6 +38,9 @@ COSTS = (
 MIN_FIT_POINTS = 3
 # The hospital's own demand: every patient twice a simulated day of 86,400 s.
 SECONDS_PER_DAY = 86_400
+# Extrapolate each fit to ten times the largest value measured: far enough to
+# say something about a bigger deployment, near enough that a line may hold.
+EXTRAPOLATION_FACTOR = 10
 
 
 def judge(document: dict[str, Any]) -> dict[str, Any]:
@@ -62,6 +65,7 @@ def judge(document: dict[str, Any]) -> dict[str, Any]:
         "baseline_drift": _drift(document),
     }
     verdict["prediction"] = _prediction(document, verdict)
+    verdict["statements"] = statements(verdict)
     return verdict
 
 
@@ -245,14 +249,63 @@ def _prediction(document: dict[str, Any], verdict: dict[str, Any]) -> dict[str, 
         prediction["zero_drop_rate"] = best
         prediction["headroom_over_real_time"] = best / demand if demand else None
         prediction["burst_seconds_per_slot"] = base["patients"] / best
-    for fit in verdict["fits"]:
-        if fit["y"] == "publisher_cpu_us_per_message" and fit["x"] == "subscribers":
-            cost = fit["a"] + fit["b"] * 1000
-            prediction["publisher_max_rate_at_1000_subscribers"] = (
-                1e6 / cost if cost > 0 else math.inf
-            )
-            break
+    prediction["extrapolations"] = [
+        _extrapolate(fit)
+        for fit in verdict["fits"]
+        if fit["y"] == "publisher_cpu_us_per_message"
+    ]
     return prediction
+
+
+def _extrapolate(fit: dict[str, Any]) -> dict[str, Any]:
+    """The publisher's ceiling at ten times the largest x measured, from its
+    fitted CPU per update: one core, so at most 1e6 / cost updates a second."""
+    x = fit["holdout"]["x"] * EXTRAPOLATION_FACTOR
+    cost = fit["a"] + fit["b"] * x
+    return {
+        "x": fit["x"],
+        "at": x,
+        "others": fit["others"],
+        "publisher_cpu_us_per_message": cost,
+        "publisher_max_updates_per_s": 1e6 / cost if cost > 0 else math.inf,
+    }
+
+
+def statements(verdict: dict[str, Any]) -> list[str]:
+    """The verdict in plain sentences."""
+    lines = []
+    for axis, limit in verdict.get("limits", {}).items():
+        if limit["breaks_at"] is None:
+            lines.append(
+                f"{axis}: holds at every value measured, up to {limit['holds_up_to']}"
+            )
+        elif limit["holds_up_to"] is None:
+            lines.append(
+                f"{axis}: does not hold even at {limit['breaks_at']}:"
+                f" {limit['first_failure']}"
+            )
+        else:
+            lines.append(
+                f"{axis}: holds up to {limit['holds_up_to']}; at"
+                f" {limit['breaks_at']} what breaks first is {limit['first_failure']}"
+            )
+    prediction = verdict.get("prediction", {})
+    if prediction.get("headroom_over_real_time"):
+        lines.append(
+            f"real time needs {prediction['real_time_updates_per_s']:.3g} updates/s"
+            f" on average; the zero-drop rate is"
+            f" {prediction['headroom_over_real_time']:,.0f} times that, and a"
+            f" clock slot's burst of every patient drains in"
+            f" {prediction['burst_seconds_per_slot']:.3g} s"
+        )
+    for guess in prediction.get("extrapolations", [])[:4]:
+        lines.append(
+            f"fitted: at {guess['x']} = {guess['at']:g} {guess['others'] or ''} the"
+            f" publisher would spend {guess['publisher_cpu_us_per_message']:.3g} µs"
+            f" of CPU per update, a ceiling of"
+            f" {guess['publisher_max_updates_per_s']:,.0f} updates/s per core"
+        )
+    return lines
 
 
 def describe(document: dict[str, Any]) -> str:
@@ -279,11 +332,7 @@ def describe(document: dict[str, Any]) -> str:
             + (f" ({ratio:.2f} of raw pyzmq)" if ratio else "")
         )
     lines.append(verdict.get("criterion", ""))
-    for axis, limit in verdict.get("limits", {}).items():
-        text = f"  {axis}: holds up to {limit['holds_up_to']}"
-        if limit["breaks_at"] is not None:
-            text += f"; breaks at {limit['breaks_at']} ({limit['first_failure']})"
-        lines.append(text)
+    lines.extend(f"  {line}" for line in verdict.get("statements", []))
     for fit in verdict.get("fits", [])[:12]:
         held = fit["holdout"]
         error = held["error_pct"]
