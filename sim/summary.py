@@ -41,6 +41,7 @@ def summarise(
     message_bytes = result["scenario"]["message_bytes"]
     summary = {
         "message_bytes": message_bytes,
+        "rate": result["scenario"]["rate"],
         "published": published,
         "published_per_s": result["throughput"]["published_per_s"],
         "delivered_per_s": result["throughput"]["delivered_per_s"],

@@ -34,6 +34,9 @@ COSTS = (
     "subscriber_cpu_us_per_message",
     "max_rss_bytes_max",
 )
+# The terminal shows the fits the verdict rests on; sweep.json has them all.
+PRINTED_FITS = ("publisher_cpu_us_per_message", "latency_p50_us", "max_rss_bytes_max")
+MAX_PRINTED_FITS = 12
 # A fit needs this many distinct x values: two to fit a line, one held out.
 MIN_FIT_POINTS = 3
 # The hospital's own demand: every patient twice a simulated day of 86,400 s.
@@ -104,6 +107,17 @@ def _breaks(group: dict[str, Any], budget_us: float) -> str | None:
     return None
 
 
+def _judged(group: dict[str, Any], axis: str) -> bool:
+    """Whether a point says anything about where the design holds: not one
+    run past the zero-drop rate, nor one run as fast as possible (those
+    measure cost and capacity, and drop by design), unless that is the axis."""
+    if axis == RATE_FRACTION or axis == "rate":
+        return True
+    if group["params"].get(RATE_FRACTION, 0) > 1:
+        return False
+    return not any(s.get("rate") == "max" for s in group["summaries"])
+
+
 def _limits(
     groups: dict[str, dict[str, Any]], axes: dict[str, list], budget_us: float
 ) -> dict[str, Any]:
@@ -114,9 +128,10 @@ def _limits(
             members = [
                 g
                 for g in groups.values()
-                if g["params"][axis] == value
-                and (axis == RATE_FRACTION or g["params"].get(RATE_FRACTION, 0) <= 1)
+                if g["params"][axis] == value and _judged(g, axis)
             ]
+            if not members:
+                continue
             failures = [f for g in members if (f := _breaks(g, budget_us))]
             if failures and breaks_at is None:
                 breaks_at, first_failure = value, failures[0]
@@ -275,7 +290,9 @@ def statements(verdict: dict[str, Any]) -> list[str]:
     """The verdict in plain sentences."""
     lines = []
     for axis, limit in verdict.get("limits", {}).items():
-        if limit["breaks_at"] is None:
+        if limit["breaks_at"] is None and limit["holds_up_to"] is None:
+            lines.append(f"{axis}: not judged (every point ran as fast as possible)")
+        elif limit["breaks_at"] is None:
             lines.append(
                 f"{axis}: holds at every value measured, up to {limit['holds_up_to']}"
             )
@@ -333,7 +350,8 @@ def describe(document: dict[str, Any]) -> str:
         )
     lines.append(verdict.get("criterion", ""))
     lines.extend(f"  {line}" for line in verdict.get("statements", []))
-    for fit in verdict.get("fits", [])[:12]:
+    shown = [f for f in verdict.get("fits", []) if f["y"] in PRINTED_FITS]
+    for fit in shown[:MAX_PRINTED_FITS]:
         held = fit["holdout"]
         error = held["error_pct"]
         lines.append(
