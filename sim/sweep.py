@@ -31,7 +31,7 @@ sweep.json, schema "wardcast.sweep/1":
                       expected, received, dropped, foreign, filtered,
                       latency_us, lag_us, publisher_cpu_us_per_message,
                       publisher_cpu_us_per_delivered,
-                      subscriber_cpu_us_per_message, wire_bytes,
+                      subscriber_cpu_us_per_message, wire_bytes, rate,
                       wire_bytes_per_published, max_rss_bytes_max,
                       subscriber_processes, slow_dropped, others_dropped,
                       others_latency_p99_us, ratio_to_baseline

@@ -166,3 +166,15 @@ def test_subscriber_side_filter_counts_others_as_filtered_not_foreign(
     assert subscriber["filtered"] + subscriber["received"] <= 12 * 2 * 2
     assert subscriber["filtered"] > 0
     assert subscriber["filter_side"] == "subscriber"
+
+
+@pytest.mark.slow
+def test_run_accepts_a_sweep_file_and_runs_its_base_scenario(tmp_path, wardcast):
+    out = tmp_path / "run"
+    completed = wardcast(
+        "run", "--scenario", str(tiny_sweep(tmp_path)), "--out", str(out)
+    )
+    assert completed.returncode == 0, completed.stderr
+    result = read_result(out)
+    assert result["scenario"]["name"] == "tiny"
+    assert [s["name"] for s in result["subscribers"]] == ["caregiver-3"]
