@@ -121,28 +121,46 @@ def _judged(group: dict[str, Any], axis: str) -> bool:
 def _limits(
     groups: dict[str, dict[str, Any]], axes: dict[str, list], budget_us: float
 ) -> dict[str, Any]:
+    """Per axis: where it holds over every other setting together, and
+    separately for each combination of the other axes (`by_slice`)."""
     limits = {}
     for axis, values in axes.items():
-        holds_up_to, breaks_at, first_failure = None, None, None
-        for value in values:
-            members = [
-                g
-                for g in groups.values()
-                if g["params"][axis] == value and _judged(g, axis)
+        judged = [g for g in groups.values() if _judged(g, axis)]
+        limits[axis] = _limit(judged, axis, values, budget_us)
+        slices = _slices({id(g): g for g in judged}, axis)
+        if len(slices) > 1:
+            limits[axis]["by_slice"] = [
+                {
+                    "others": {
+                        k: v for k, v in members[0]["params"].items() if k != axis
+                    },
+                    **_limit(members, axis, values, budget_us),
+                }
+                for members in slices.values()
             ]
-            if not members:
-                continue
-            failures = [f for g in members if (f := _breaks(g, budget_us))]
-            if failures and breaks_at is None:
-                breaks_at, first_failure = value, failures[0]
-            if not failures and breaks_at is None:
-                holds_up_to = value
-        limits[axis] = {
-            "holds_up_to": holds_up_to,
-            "breaks_at": breaks_at,
-            "first_failure": first_failure,
-        }
     return limits
+
+
+def _limit(
+    members: list[dict[str, Any]], axis: str, values: list, budget_us: float
+) -> dict[str, Any]:
+    holds_up_to, breaks_at, first_failure = None, None, None
+    holds_at = []
+    for value in values:
+        at_value = [g for g in members if g["params"][axis] == value]
+        failures = [f for g in at_value if (f := _breaks(g, budget_us))]
+        if at_value and not failures:
+            holds_at.append(value)
+        if failures and breaks_at is None:
+            breaks_at, first_failure = value, failures[0]
+        elif at_value and not failures and breaks_at is None:
+            holds_up_to = value
+    return {
+        "holds_at": holds_at,
+        "holds_up_to": holds_up_to,
+        "breaks_at": breaks_at,
+        "first_failure": first_failure,
+    }
 
 
 def _slices(groups, axis: str) -> dict[str, list[dict[str, Any]]]:
@@ -165,7 +183,7 @@ def _fits(groups, axes: dict[str, list], baselines: dict) -> list[dict[str, Any]
                     for g in members
                     if (y := _median(g, cost)) is not None
                 ]
-                fit = fit_line(pairs, transform=None)
+                fit = fit_best(pairs)
                 if fit:
                     fits.append({"y": cost, "x": axis, "others": rest, **fit})
     if RATE_FRACTION in axes:
@@ -187,42 +205,52 @@ def _latency_fits(groups, baselines: dict) -> list[dict[str, Any]]:
             if load < 1:
                 p50 = statistics.median(s["latency_us"]["p50"] for s in summaries)
                 pairs.append((load, p50))
-        fit = fit_line(pairs, transform=lambda x: 1.0 / (1.0 - x))
+        fit = fit_line(pairs, model="a + b/(1-x)")
         if fit:
             rest = {k: v for k, v in members[0]["params"].items() if k != RATE_FRACTION}
-            fits.append(
-                {
-                    "y": "latency_p50_us",
-                    "x": "load",
-                    "model": "a + b/(1-x)",
-                    "others": rest,
-                    **fit,
-                }
-            )
+            fits.append({"y": "latency_p50_us", "x": "load", "others": rest, **fit})
     return fits
 
 
-def fit_line(pairs: list[tuple[float, float]], *, transform) -> dict[str, Any] | None:
+MODELS = {
+    "a + b*x": lambda x: x,
+    "a + b/x": lambda x: 1.0 / x,
+    "a + b*log(x)": math.log,
+    "a + b/(1-x)": lambda x: 1.0 / (1.0 - x),
+}
+# Cost models tried for each axis: linear growth, a fixed cost spread over
+# more updates, and diminishing growth.
+COST_MODELS = ("a + b*x", "a + b/x", "a + b*log(x)")
+
+
+def fit_best(pairs: list[tuple[float, float]]) -> dict[str, Any] | None:
+    """The cost model that best fits every point but the held-out largest x
+    (so choosing it never looks at the point it must predict)."""
+    fits = [f for model in COST_MODELS if (f := fit_line(pairs, model=model))]
+    return max(fits, key=lambda f: f["training_r2"], default=None)
+
+
+def fit_line(
+    pairs: list[tuple[float, float]], *, model: str = "a + b*x"
+) -> dict[str, Any] | None:
     """y = a + b·t(x) over `pairs`, and the error predicting the largest x
     from the others; None when there are too few distinct x values."""
     pairs = sorted(pairs)
-    if len({x for x, _ in pairs}) < MIN_FIT_POINTS:
+    if len({x for x, _ in pairs}) < MIN_FIT_POINTS or pairs[0][0] <= 0:
         return None
-    t = transform or (lambda x: x)
+    t = MODELS[model]
     xs = np.array([t(x) for x, _ in pairs])
     ys = np.array([y for _, y in pairs])
     b, a = np.polyfit(xs, ys, 1)
-    predicted = a + b * xs
-    spread = float(((ys - ys.mean()) ** 2).sum())
-    r2 = 1 - float(((ys - predicted) ** 2).sum()) / spread if spread else 1.0
     held_x, held_y = pairs[-1]
     hb, ha = np.polyfit(xs[:-1], ys[:-1], 1)
     guess = float(ha + hb * t(held_x))
     return {
-        "model": "a + b*x",
+        "model": model,
         "a": float(a),
         "b": float(b),
-        "r2": r2,
+        "r2": _r2(ys, a + b * xs),
+        "training_r2": _r2(ys[:-1], ha + hb * xs[:-1]),
         "points": len(pairs),
         "holdout": {
             "x": held_x,
@@ -231,6 +259,11 @@ def fit_line(pairs: list[tuple[float, float]], *, transform) -> dict[str, Any] |
             "error_pct": abs(guess - held_y) / abs(held_y) * 100 if held_y else None,
         },
     }
+
+
+def _r2(ys: np.ndarray, predicted: np.ndarray) -> float:
+    spread = float(((ys - ys.mean()) ** 2).sum())
+    return 1 - float(((ys - predicted) ** 2).sum()) / spread if spread else 1.0
 
 
 def _drift(document: dict[str, Any]) -> float | None:
@@ -276,7 +309,7 @@ def _extrapolate(fit: dict[str, Any]) -> dict[str, Any]:
     """The publisher's ceiling at ten times the largest x measured, from its
     fitted CPU per update: one core, so at most 1e6 / cost updates a second."""
     x = fit["holdout"]["x"] * EXTRAPOLATION_FACTOR
-    cost = fit["a"] + fit["b"] * x
+    cost = fit["a"] + fit["b"] * MODELS[fit["model"]](x)
     return {
         "x": fit["x"],
         "at": x,
@@ -289,23 +322,29 @@ def _extrapolate(fit: dict[str, Any]) -> dict[str, Any]:
 def statements(verdict: dict[str, Any]) -> list[str]:
     """The verdict in plain sentences."""
     lines = []
-    for axis, limit in verdict.get("limits", {}).items():
-        if limit["breaks_at"] is None and limit["holds_up_to"] is None:
-            lines.append(f"{axis}: not judged (every point ran as fast as possible)")
-        elif limit["breaks_at"] is None:
-            lines.append(
-                f"{axis}: holds at every value measured, up to {limit['holds_up_to']}"
-            )
-        elif limit["holds_up_to"] is None:
-            lines.append(
-                f"{axis}: does not hold even at {limit['breaks_at']}:"
-                f" {limit['first_failure']}"
-            )
-        else:
-            lines.append(
-                f"{axis}: holds up to {limit['holds_up_to']}; at"
-                f" {limit['breaks_at']} what breaks first is {limit['first_failure']}"
-            )
+    for axis, overall in verdict.get("limits", {}).items():
+        for limit in overall.get("by_slice", [overall]):
+            lines.append(_limit_sentence(axis, limit))
+    return lines + _prediction_sentences(verdict)
+
+
+def _limit_sentence(axis: str, limit: dict[str, Any]) -> str:
+    if limit.get("others"):
+        axis += " (" + ", ".join(f"{k}={v}" for k, v in limit["others"].items()) + ")"
+    holds, breaks = limit["holds_at"], limit["breaks_at"]
+    if breaks is None and not holds:
+        return f"{axis}: not judged (every point ran as fast as possible)"
+    if breaks is None:
+        return f"{axis}: holds at every value measured, up to {holds[-1]}"
+    shown = ", ".join(map(str, holds)) or "no value measured"
+    return (
+        f"{axis}: holds at {shown}; first fails at {breaks}, by"
+        f" {limit['first_failure']}"
+    )
+
+
+def _prediction_sentences(verdict: dict[str, Any]) -> list[str]:
+    lines = []
     prediction = verdict.get("prediction", {})
     if prediction.get("headroom_over_real_time"):
         lines.append(
@@ -355,7 +394,7 @@ def describe(document: dict[str, Any]) -> str:
         held = fit["holdout"]
         error = held["error_pct"]
         lines.append(
-            f"  fit {fit['y']} vs {fit['x']} {fit['others'] or ''}:"
+            f"  fit {fit['y']} vs {fit['x']} {fit['others'] or ''}: {fit['model']},"
             f" a={fit['a']:.3g} b={fit['b']:.3g} r2={fit['r2']:.2f};"
             f" predicts x={held['x']:g} as {held['predicted']:.3g},"
             f" measured {held['measured']:.3g}"

@@ -145,7 +145,7 @@ def test_every_shipped_scenario_file_loads(path):
 
 
 def test_fit_line_recovers_a_line_and_predicts_the_held_out_point():
-    fit = fit_line([(1, 5.0), (2, 8.0), (4, 14.0), (8, 26.0)], transform=None)
+    fit = fit_line([(1, 5.0), (2, 8.0), (4, 14.0), (8, 26.0)], model="a + b*x")
     assert fit is not None
     assert fit["a"] == pytest.approx(2.0)
     assert fit["b"] == pytest.approx(3.0)
@@ -155,4 +155,4 @@ def test_fit_line_recovers_a_line_and_predicts_the_held_out_point():
 
 
 def test_fit_line_needs_three_distinct_points():
-    assert fit_line([(1, 1.0), (2, 2.0), (2, 2.5)], transform=None) is None
+    assert fit_line([(1, 1.0), (2, 2.0), (2, 2.5)], model="a + b*x") is None
