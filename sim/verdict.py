@@ -67,6 +67,8 @@ def judge(document: dict[str, Any]) -> dict[str, Any]:
         ],
         "baseline_drift": _drift(document),
     }
+    if "slow_us" in document["axes"]:
+        verdict["slow_subscriber"] = _slow_subscriber(groups)
     verdict["prediction"] = _prediction(document, verdict)
     verdict["statements"] = statements(verdict)
     return verdict
@@ -266,6 +268,26 @@ def _r2(ys: np.ndarray, predicted: np.ndarray) -> float:
     return 1 - float(((ys - predicted) ** 2).sum()) / spread if spread else 1.0
 
 
+def _slow_subscriber(groups: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """For each point with a slow subscriber: what it lost, what the others
+    lost, and what the same settings lost with no slow subscriber at all."""
+    rows = []
+    for group in groups.values():
+        if not group["params"].get("slow_us") or not group["summaries"]:
+            continue
+        calm_params = {**group["params"], "slow_us": 0}
+        calm = next((g for g in groups.values() if g["params"] == calm_params), None)
+        rows.append(
+            {
+                "params": group["params"],
+                "slow_dropped": _median(group, "slow_dropped"),
+                "others_dropped": _median(group, "others_dropped"),
+                "dropped_without_slow": _median(calm, "dropped") if calm else None,
+            }
+        )
+    return rows
+
+
 def _drift(document: dict[str, Any]) -> float | None:
     before, after = document.get("baseline"), document.get("baseline_after")
     if not before or not after or not before["throughput_per_s"]:
@@ -343,8 +365,20 @@ def _limit_sentence(axis: str, limit: dict[str, Any]) -> str:
     )
 
 
-def _prediction_sentences(verdict: dict[str, Any]) -> list[str]:
+def _slow_sentences(verdict: dict[str, Any]) -> list[str]:
     lines = []
+    for row in verdict.get("slow_subscriber", []):
+        shown = ", ".join(f"{k}={v}" for k, v in row["params"].items())
+        lines.append(
+            f"slow subscriber ({shown}): it lost {row['slow_dropped']:,.0f}, the"
+            f" others {row['others_dropped']:,.0f}; with no slow subscriber the"
+            f" same settings lost {row['dropped_without_slow'] or 0:,.0f}"
+        )
+    return lines
+
+
+def _prediction_sentences(verdict: dict[str, Any]) -> list[str]:
+    lines = _slow_sentences(verdict)
     prediction = verdict.get("prediction", {})
     if prediction.get("headroom_over_real_time"):
         lines.append(
