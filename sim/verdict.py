@@ -181,16 +181,36 @@ def _fits(groups, axes: dict[str, list], baselines: dict) -> list[dict[str, Any]
             rest = {k: v for k, v in members[0]["params"].items() if k != axis}
             for cost in COSTS:
                 pairs = [
-                    (float(g["params"][axis]), y)
+                    (_x(g, axis), y)
                     for g in members
                     if (y := _median(g, cost)) is not None
                 ]
                 fit = fit_best(pairs)
                 if fit:
-                    fits.append({"y": cost, "x": axis, "others": rest, **fit})
+                    fits.append(
+                        {
+                            "y": cost,
+                            "x": axis,
+                            "others": rest,
+                            "paced": not all(_at_max(g) for g in members),
+                            **fit,
+                        }
+                    )
     if RATE_FRACTION in axes:
         fits.extend(_latency_fits(groups, baselines))
     return fits
+
+
+def _at_max(group: dict[str, Any]) -> bool:
+    return all(s.get("rate") == "max" for s in group["summaries"])
+
+
+def _x(group: dict[str, Any], axis: str) -> float:
+    """A point's value on `axis`; message_bytes as run (0 means the
+    reference size, whose real size the summary records)."""
+    if axis == "message_bytes":
+        return float(_median(group, "message_bytes") or 0)
+    return float(group["params"][axis])
 
 
 def _latency_fits(groups, baselines: dict) -> list[dict[str, Any]]:
@@ -319,10 +339,12 @@ def _prediction(document: dict[str, Any], verdict: dict[str, Any]) -> dict[str, 
         prediction["zero_drop_rate"] = best
         prediction["headroom_over_real_time"] = best / demand if demand else None
         prediction["burst_seconds_per_slot"] = base["patients"] / best
+    # Only runs as fast as possible: a paced publisher's CPU includes its
+    # waiting for each update's time, which says nothing about its ceiling.
     prediction["extrapolations"] = [
         _extrapolate(fit)
         for fit in verdict["fits"]
-        if fit["y"] == "publisher_cpu_us_per_message"
+        if fit["y"] == "publisher_cpu_us_per_message" and not fit.get("paced")
     ]
     return prediction
 
