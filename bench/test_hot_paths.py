@@ -26,6 +26,8 @@ from sim.schedule import frame_chunks, slots
 from sim.subscriber import MAX_FLUSH_FRAMES, SubscriberSocket
 from sim.wire import BatchDecoder, build_frames
 
+# How long a benchmark waits for a subscription or a frame before failing.
+SUBSCRIPTION_TIMEOUT_MS = 10_000
 # The subscriber's processing batch (see sim.subscriber), so per-update
 # figures here are what a subscriber pays at full speed.
 BATCH = MAX_FLUSH_FRAMES
@@ -150,4 +152,77 @@ def test_subscriber_processes_a_batch(benchmark, scenario, frames):
         subscriber.close()
         publisher.close(linger=0)
         context.term()
+    per_update(benchmark)
+
+
+@pytest.fixture
+def loopback_pair(scenario):
+    """An XPUB and a SubscriberSocket joined on loopback, unlimited HWMs so
+    a queued batch is never dropped; yields (send_batch, subscriber)."""
+    context = zmq.Context()
+    publisher = context.socket(zmq.XPUB)
+    publisher.setsockopt(zmq.SNDHWM, 0)
+    publisher.bind("tcp://127.0.0.1:*")
+    subscriber = SubscriberSocket(
+        make_subscriber("administration"),
+        context=context,
+        endpoint=publisher.getsockopt_string(zmq.LAST_ENDPOINT),
+        decoder=BatchDecoder(message_bytes=scenario.message_bytes, patients=PATIENTS),
+        hwm=0,
+    )
+    assert publisher.poll(SUBSCRIPTION_TIMEOUT_MS), "the subscription never arrived"
+    publisher.recv()
+    try:
+        yield publisher, subscriber
+    finally:
+        subscriber.close()
+        publisher.close(linger=0)
+        context.term()
+
+
+def drain(subscriber: SubscriberSocket, count: int) -> int:
+    """Receive `count` frames with the harness's receive loop (bounded)."""
+    taken = 0
+    while taken < count:
+        got = subscriber.receive()
+        if not got and not subscriber.socket.poll(SUBSCRIPTION_TIMEOUT_MS):
+            break
+        taken += got
+    subscriber._frames.clear()
+    subscriber._stamps.clear()
+    return taken
+
+
+def test_receive_loop_takes_a_queued_batch(benchmark, loopback_pair, frames):
+    """The per-frame receive loop (receive, size check, timestamp) on a batch
+    already in flight: compare with test_bare_recv_takes_a_queued_batch."""
+    publisher, subscriber = loopback_pair
+
+    def queue() -> None:
+        for frame in frames:
+            publisher.send(frame)
+
+    taken = benchmark.pedantic(
+        drain, args=(subscriber, BATCH), setup=queue, rounds=BENCH_ROUNDS
+    )
+    assert taken == BATCH
+    per_update(benchmark)
+
+
+def test_bare_recv_takes_a_queued_batch(benchmark, loopback_pair, frames):
+    """A bare pyzmq `recv` loop over the same batch: the floor."""
+    publisher, subscriber = loopback_pair
+    subscriber.socket.setsockopt(zmq.RCVTIMEO, SUBSCRIPTION_TIMEOUT_MS)
+    recv = subscriber.socket.recv
+
+    def queue() -> None:
+        for frame in frames:
+            publisher.send(frame)
+
+    def bare() -> int:
+        for _ in range(BATCH):
+            recv()
+        return BATCH
+
+    assert benchmark.pedantic(bare, setup=queue, rounds=BENCH_ROUNDS) == BATCH
     per_update(benchmark)
