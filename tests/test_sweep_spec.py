@@ -136,10 +136,26 @@ def test_point_label_is_safe_as_a_folder_name():
     assert "/" not in point_label({"name": "a/b c"})
 
 
-@pytest.mark.parametrize("path", sorted(SCENARIOS.glob("*.toml")), ids=lambda p: p.stem)
-def test_every_shipped_scenario_file_loads(path):
-    if "[sweep]" not in path.read_text():
-        pytest.skip("a plain scenario, for wardcast run")
+SWEEP_FILES = [
+    p for p in sorted(SCENARIOS.glob("*.toml")) if "[sweep]" in p.read_text()
+]
+
+
+def test_the_shipped_sweeps_cover_every_question():
+    names = {path.stem for path in SWEEP_FILES}
+    assert names >= {
+        "efficiency",
+        "patients",
+        "subscribers",
+        "rate",
+        "filtering",
+        "slow",
+        "message-size",
+    }
+
+
+@pytest.mark.parametrize("path", SWEEP_FILES, ids=lambda p: p.stem)
+def test_every_shipped_sweep_file_loads(path):
     spec = load_sweep(path)
     assert spec.grid()
 
