@@ -8,7 +8,8 @@ Costs are per message so that points of different sizes compare:
                                     spreads the publisher's cost)
     subscriber_cpu_us_per_message   every subscriber process's CPU from ready
                                     to report, summed, per frame that reached
-                                    a subscriber socket
+                                    a subscriber socket; at low rates the
+                                    idle loop (a poll every 50 ms) dominates
     wire_bytes                      frames that reached subscriber sockets,
                                     times the frame size: the payload on the
                                     wire (ZMTP adds 2 to 9 bytes a frame, TCP

@@ -318,7 +318,9 @@ def _drift(document: dict[str, Any]) -> float | None:
 def _prediction(document: dict[str, Any], verdict: dict[str, Any]) -> dict[str, Any]:
     """What the fits say about larger deployments, with the assumptions."""
     base = document["base_scenario"]
-    demand = base["patients"] * base["updates_per_day"] / SECONDS_PER_DAY
+    # The largest hospital the sweep ran, when patients is one of its axes.
+    patients = max(document["axes"].get("patients", [base["patients"]]))
+    demand = patients * base["updates_per_day"] / SECONDS_PER_DAY
     prediction: dict[str, Any] = {
         "assumptions": [
             "one publisher process sends every update; its CPU per message is the"
@@ -331,6 +333,7 @@ def _prediction(document: dict[str, Any], verdict: dict[str, Any]) -> dict[str, 
             " on average, but a clock-paced slot sends every patient at once:"
             " the burst, not the average, meets the high-water mark",
         ],
+        "patients": patients,
         "real_time_updates_per_s": demand,
     }
     rates = [s["zero_drop_rate"] for s in verdict["searches"] if s["zero_drop_rate"]]
@@ -338,7 +341,7 @@ def _prediction(document: dict[str, Any], verdict: dict[str, Any]) -> dict[str, 
         best = max(rates)
         prediction["zero_drop_rate"] = best
         prediction["headroom_over_real_time"] = best / demand if demand else None
-        prediction["burst_seconds_per_slot"] = base["patients"] / best
+        prediction["burst_seconds_per_slot"] = patients / best
     # Only runs as fast as possible: a paced publisher's CPU includes its
     # waiting for each update's time, which says nothing about its ceiling.
     prediction["extrapolations"] = [
