@@ -91,6 +91,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="only remove namespaces and links left by runs that were killed",
     )
 
+    sweep = commands.add_parser(
+        "sweep", help="a grid of runs from a sweep file, beside a raw-pyzmq baseline"
+    )
+    sweep.add_argument("file", type=Path, help="a scenario file with a [sweep] table")
+    sweep.add_argument(
+        "--out", type=Path, help="folder for the sweep (default: results/NAME-TIME)"
+    )
+    sweep.add_argument(
+        "--resume",
+        action="store_true",
+        help="finish the sweep already in --out, keeping the points it has",
+    )
+    sweep.add_argument(
+        "--no-report",
+        action="store_true",
+        help="write sweep.json only, not report.html and report.md",
+    )
+
     from sim.realtime import add_publish_options, add_subscribe_options
 
     add_publish_options(
@@ -183,7 +201,12 @@ _OPTION_FIELDS = (
 
 def scenario_from_options(args: argparse.Namespace) -> Scenario:
     """The scenario the options describe, checked; raises ScenarioError."""
-    scenario = load(args.scenario)[0] if args.scenario else Scenario()
+    # A sweep file's [sweep] table is set aside: `run` runs its base scenario.
+    scenario = (
+        load(args.scenario, extra_keys=frozenset({"sweep"}))[0]
+        if args.scenario
+        else Scenario()
+    )
     changes = {
         key: getattr(args, key)
         for key in _OPTION_FIELDS
@@ -365,6 +388,36 @@ def _print_faults(record: dict) -> None:
         )
 
 
+def command_sweep(args: argparse.Namespace) -> int:
+    from sim.sweep import Sweep
+    from sim.sweepspec import load_sweep
+    from sim.verdict import describe
+
+    spec = load_sweep(args.file)
+    if args.resume and args.out is None:
+        raise ScenarioError("--resume needs the --out folder of the sweep to finish")
+    out = args.out or default_out(spec.name)
+    try:
+        document = Sweep(
+            spec, out, resume=args.resume, log_level=_log_level(args.verbose)
+        ).run()
+    except KeyboardInterrupt:
+        print(
+            f"wardcast: sweep interrupted; finish it with: wardcast sweep {args.file}"
+            f" --out {out} --resume",
+            file=sys.stderr,
+        )
+        return 130
+    print(describe(document))
+    print(f"sweep: {out / 'sweep.json'}")
+    if not args.no_report:
+        from reports.report import write_report
+
+        print(f"report: {write_report(out)[0]}")
+    failed = [p for p in document["points"] if p["status"] != "done"]
+    return EXIT_FAILED if failed else EXIT_OK
+
+
 def _check_writable(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -400,6 +453,7 @@ def main(argv: list[str] | None = None) -> int:
         "report": command_report,
         "compare": command_compare,
         "deploy-netns": command_deploy_netns,
+        "sweep": command_sweep,
         "publish": realtime.command_publish,
         "subscribe": realtime.command_subscribe,
         "keys": command_keys,

@@ -70,7 +70,7 @@ class Worker:
 
     @property
     def alive(self) -> bool:
-        return self.state not in ("died", "failed", "killed")
+        return self.state not in ("died", "failed", "killed", "released")
 
 
 @dataclass
@@ -117,6 +117,7 @@ class Harness:
         self.outcome = RunOutcome(scenario=scenario)
         self.endpoint = ""
         self._user_error: str = ""
+        self._released = False  # the publisher was told to exit or abort
 
     # -- the run, step by step ----------------------------------------------
 
@@ -150,6 +151,7 @@ class Harness:
                 return
             if self.outcome.published_per_topic is None:
                 self._tell(publisher, "abort")
+                self._released = True
                 self._pump(
                     lambda: (
                         self.outcome.published_per_topic is not None
@@ -221,6 +223,7 @@ class Harness:
         publisher = self.workers.get(b"publisher")
         if publisher and publisher.alive and publisher.state != "starting":
             self._tell(publisher, "exit")
+            self._released = True
             self._pump(
                 lambda: "usage" in self.outcome.publisher or not publisher.alive,
                 time.monotonic() + PROCESS_EXIT_GRACE_S,
@@ -364,6 +367,11 @@ class Harness:
             if status is None or not worker.alive or worker.state == "reported":
                 continue
             if worker.kind == "publisher" and "usage" in self.outcome.publisher:
+                continue
+            if worker.kind == "publisher" and self._released:
+                # Told to stop, it stopped: not a failure, whether or not it
+                # said goodbye first.
+                worker.state = "released"
                 continue
             worker.state = "died"
             worker.error = _describe_exit(status)

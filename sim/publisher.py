@@ -17,7 +17,6 @@ frame, send. Pacing is open-loop (see `sim.schedule`).
 from __future__ import annotations
 
 import logging
-import os
 import random
 import struct
 import time
@@ -45,6 +44,8 @@ PREBUILD_BYTES = 256 * 1024 * 1024
 # Linux oversleeps by about 50 to 100 µs (timer slack), so the publisher sleeps
 # until this long before an update is due and spins the rest of the way.
 SPIN_NS = 60_000
+# Above this rate updates are due less than SPIN_NS apart (see `_spins`).
+SPIN_RATE_PER_S = 1e9 / SPIN_NS
 # The clock starts this long after the barrier, so the first update is not
 # already late when the loop reaches it.
 START_LEAD_NS = 5_000_000
@@ -78,8 +79,10 @@ def expected_subscriptions(scenario: Scenario) -> Counter[bytes]:
 
 
 def process_cpu_seconds() -> float:
-    times = os.times()
-    return times.user + times.system
+    # CPU of every thread of the process (ZeroMQ's I/O thread does the fan-out)
+    # to the nanosecond; os.times() counts in 10 ms clock ticks, too coarse
+    # for a short run's cost per message.
+    return time.process_time()
 
 
 class Publisher:
@@ -129,21 +132,27 @@ class Publisher:
     def await_subscriptions(self, wanted: Counter[bytes], timeout_s: float) -> None:
         """Block until every wanted subscription has arrived (bounded)."""
         outstanding = Counter(wanted)
+        # Kept beside the Counter: recomputing `+outstanding` per message made
+        # 20,000 subscriptions take minutes (quadratic).
+        missing = sum(wanted.values())
         deadline = time.monotonic() + timeout_s
-        while +outstanding:
+        while missing > 0:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not self.socket.poll(int(remaining * 1000)):
                 total = sum(wanted.values())
-                arrived = total - sum((+outstanding).values())
                 raise RunError(
-                    f"only {arrived} of {total} subscriptions reached the publisher"
-                    f" within {timeout_s:.0f} s; missing {sorted(+outstanding)[:3]}"
+                    f"only {total - missing} of {total} subscriptions reached the"
+                    f" publisher within {timeout_s:.0f} s;"
+                    f" missing {sorted(+outstanding)[:3]}"
                 )
             message = self.socket.recv()
+            prefix = message[1:]
             if message[:1] == b"\x01":
-                outstanding[message[1:]] -= 1
+                missing -= outstanding[prefix] > 0
+                outstanding[prefix] -= 1
             elif message[:1] == b"\x00":
-                outstanding[message[1:]] += 1
+                outstanding[prefix] += 1
+                missing += outstanding[prefix] > 0
         logger.info("all %d subscriptions arrived", sum(wanted.values()))
 
     def publish(
@@ -203,15 +212,25 @@ class Publisher:
                 send(buffer[offset : offset + size])
             return len(frames)
         due_times = frames["intended_ns"].tolist()
+        wait = _wait_until if self._spins() else _sleep_until
         offset = 0
         for due in due_times:
             moment = now()
             if moment < due:
-                moment = _wait_until(due)
+                moment = wait(due)
             _stamp_actual(buffer, offset + ACTUAL_SEND_OFFSET, moment)
             send(buffer[offset : offset + size])
             offset += size
         return len(frames)
+
+    def _spins(self) -> bool:
+        """Whether to spin to each update's exact time. Above SPIN_RATE_PER_S
+        updates come closer together than a sleep lasts, and spinning would
+        hold a whole core that the subscribers (and ZeroMQ's I/O threads)
+        need on a small machine; the publisher then sleeps and sends what fell
+        due meanwhile back to back, the lateness showing in the latency."""
+        rate = self.scenario.rate
+        return rate is None or rate <= SPIN_RATE_PER_S
 
     def _drain_subscriptions(self) -> list[bytes]:
         """Subscription changes that arrived during the run (reconnects)."""
@@ -225,6 +244,12 @@ class Publisher:
         if self.curve is not None:
             self.curve.stop()
             self.curve = None
+
+
+def _sleep_until(due_ns: int) -> int:
+    # time.sleep never wakes early, so the update goes at or after its time.
+    time.sleep(max(due_ns - time.monotonic_ns(), 0) / 1e9)
+    return time.monotonic_ns()
 
 
 def _wait_until(due_ns: int) -> int:

@@ -17,6 +17,10 @@ from sim.errors import ScenarioError
 from sim.hospital import topic
 from sim.wire import TOPIC_TERMINATOR
 
+PUBLISHER_SIDE = "publisher"
+SUBSCRIBER_SIDE = "subscriber"
+FILTER_SIDES = (PUBLISHER_SIDE, SUBSCRIBER_SIDE)
+
 
 class Role(enum.StrEnum):
     CAREGIVER = "caregiver"
@@ -35,7 +39,11 @@ class SubscriberSpec:
 
     `patients` is empty for administration, which follows everyone.
     `slow_us` makes the subscriber spend that long on every message it
-    receives, to study a consumer that cannot keep up.
+    receives, to study a consumer that cannot keep up. `filter_side` is where
+    the patients are picked out: "publisher" subscribes to each patient's
+    topic, so ZeroMQ filters in the publisher; "subscriber" subscribes to
+    everything and drops other patients' updates itself, to measure what
+    publisher-side filtering saves.
     """
 
     name: str
@@ -43,14 +51,18 @@ class SubscriberSpec:
     patients: tuple[int, ...] = ()
     slow_us: float = 0.0
     trace: bool = field(default=False, compare=False)
+    filter_side: str = "publisher"
 
     def prefixes(self) -> list[bytes]:
-        if self.role is Role.ADMINISTRATION:
+        if self.role is Role.ADMINISTRATION or self.filters_itself():
             return [b""]
         return [topic_prefix(patient) for patient in self.patients]
 
     def follows_all(self) -> bool:
         return self.role is Role.ADMINISTRATION
+
+    def filters_itself(self) -> bool:
+        return self.filter_side == SUBSCRIBER_SIDE
 
     def to_dict(self) -> dict:
         return {
@@ -59,6 +71,7 @@ class SubscriberSpec:
             "patients": list(self.patients),
             "slow_us": self.slow_us,
             "trace": self.trace,
+            "filter_side": self.filter_side,
         }
 
     @classmethod
@@ -69,6 +82,7 @@ class SubscriberSpec:
             patients=tuple(raw["patients"]),
             slow_us=raw.get("slow_us", 0.0),
             trace=raw.get("trace", False),
+            filter_side=raw.get("filter_side", PUBLISHER_SIDE),
         )
 
 
@@ -79,6 +93,7 @@ def make_subscriber(
     name: str | None = None,
     slow_us: float = 0.0,
     trace: bool = False,
+    filter_side: str = "publisher",
 ) -> SubscriberSpec:
     """A checked subscriber; raises ScenarioError naming what is wrong."""
     try:
@@ -100,12 +115,21 @@ def make_subscriber(
         )
     if slow_us < 0:
         raise ScenarioError(f"slow_us must be 0 or more, got {slow_us}")
+    if filter_side not in FILTER_SIDES:
+        raise ScenarioError(
+            f"filter_side must be {' or '.join(FILTER_SIDES)}, got {filter_side!r}"
+        )
     if name is None:
         name = str(kind) if not chosen else f"{kind}-{'-'.join(map(str, chosen[:3]))}"
         if len(chosen) > 3:
             name += f"-and-{len(chosen) - 3}-more"
     return SubscriberSpec(
-        name=name, role=kind, patients=chosen, slow_us=slow_us, trace=trace
+        name=name,
+        role=kind,
+        patients=chosen,
+        slow_us=slow_us,
+        trace=trace,
+        filter_side=filter_side,
     )
 
 
@@ -163,6 +187,7 @@ def unique_names(specs: list[SubscriberSpec]) -> list[SubscriberSpec]:
                 patients=spec.patients,
                 slow_us=spec.slow_us,
                 trace=spec.trace,
+                filter_side=spec.filter_side,
             )
         renamed.append(spec)
     return renamed

@@ -259,7 +259,15 @@ def _check_security(scenario: Scenario, message_bytes: int) -> None:
 
 
 # Scenario-file keys that are not plain fields of Scenario.
-_SUBSCRIBER_KEYS = {"role", "patients", "name", "count", "slow_us", "trace"}
+_SUBSCRIBER_KEYS = {
+    "role",
+    "patients",
+    "name",
+    "count",
+    "slow_us",
+    "trace",
+    "filter_side",
+}
 _FILE_KEYS = {f.name for f in dataclasses.fields(Scenario)} - {"subscribers"} | {
     "subscriber"
 }
@@ -355,6 +363,7 @@ def _subscribers(tables: Any, source: str) -> list[SubscriberSpec]:
             name=table.get("name"),
             slow_us=float(table.get("slow_us", 0.0)),
             trace=bool(table.get("trace", False)),
+            filter_side=str(table.get("filter_side", "publisher")),
         )
         specs.extend([spec] * count)
     return specs

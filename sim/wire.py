@@ -49,6 +49,7 @@ MAGIC = 0x5743
 VERSION = 1
 FRAME_ALIGNMENT = 8
 _HIGH_BITS = np.uint64(0x8080808080808080)
+_TOPIC_WORDS = TOPIC_FIELD_BYTES // 8
 
 
 class MalformedFrame(ValueError):
@@ -173,7 +174,11 @@ class BatchDecoder:
         self.message_bytes = message_bytes
         self.patients = patients
         self._dtype = frame_dtype(message_bytes)
-        self._topics = topic_fields(patients)
+        # The topic field as three 8-byte words per patient: comparing words
+        # costs a fraction of comparing 24-byte numpy strings.
+        self._topic_words = (
+            topic_fields(patients).view("<u8").reshape(patients + 1, _TOPIC_WORDS)
+        )
 
     def decode(self, frames: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
         """The records of a batch and a mask of those that are well formed.
@@ -191,9 +196,13 @@ class BatchDecoder:
             & (patient <= self.patients)
             & (records["text_len"] <= self.message_bytes - TEXT_OFFSET)
         )
-        valid &= records["topic"] == self._topics[np.where(valid, patient, 0)]
         words = np.frombuffer(blob, dtype="<u8").reshape(len(frames), -1)
-        high = ((words[:, TEXT_OFFSET // 8 :] & _HIGH_BITS) != 0).any(axis=1)
+        expected = self._topic_words[np.where(valid, patient, 0)]
+        valid &= (words[:, :_TOPIC_WORDS] == expected).all(axis=1)
+        # One OR across each text, then one test of the high bits: no
+        # temporary the size of the batch's text.
+        text_bits = np.bitwise_or.reduce(words[:, TEXT_OFFSET // 8 :], axis=1)
+        high = (text_bits & _HIGH_BITS) != 0
         for row in np.flatnonzero(high & valid):
             valid[row] = _is_utf8(records[row])
         return records, valid

@@ -34,6 +34,7 @@ from sim.schedule import slots
 from sim.subscriber import (
     BATCH_FRAMES,
     SubscriberSocket,
+    flush_threshold,
     process_usage,
     subscriber_message_limit,
 )
@@ -164,6 +165,7 @@ def _receive_until_end(
     wanted: list[int] = []
     drain_deadline = last_frame = 0.0
     busy = False
+    flush_at = flush_threshold(scenario.message_bytes, len(sockets))
     while time.monotonic() < give_up:
         events = dict(poller.poll(0 if busy else IDLE_POLL_MS))
         busy = False
@@ -187,7 +189,7 @@ def _receive_until_end(
             sub = by_socket[zsocket]
             if sub.receive() == BATCH_FRAMES:
                 busy = True
-            if sub.pending >= BATCH_FRAMES:
+            if sub.pending >= flush_at:
                 sub.flush()
             last_frame = time.monotonic()
         if end is None:
@@ -222,7 +224,8 @@ def _await(link: zmq.Socket, wanted: str, timeout_s: float) -> dict:
     if message is None:
         raise RunError(f"the harness sent no {wanted!r} within {timeout_s:.0f} s")
     kind, body, _ = message
-    if kind == "abort":
+    if kind == "abort" or (kind == "exit" and wanted != "exit"):
+        # The harness is stopping the run early (Ctrl-C, say): not a failure.
         raise Aborted()
     if kind != wanted:
         raise RunError(f"expected {wanted!r} from the harness, got {kind!r}")

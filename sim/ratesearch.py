@@ -1,0 +1,117 @@
+"""The search for the highest rate a scenario sustains with no drops.
+
+A rate is sustained when the run completes cleanly, every subscriber receives
+every update it expected (exact accounting, no estimate), and the publisher
+kept to the rate it was asked for. The search spends a fixed number of probes:
+
+    1. as fast as possible ("max"): if even that loses nothing, the publisher
+       is the limit and its send rate is the answer;
+    2. otherwise the rate the subscribers took at max, a first guess of their
+       capacity, then bisection (geometric, since rates span decades) between
+       the highest sustained and the lowest failed rate.
+
+Every probe is a full harness run, kept on disk and in sweep.json; a resumed
+sweep replays the probes it already has instead of running them again, so the
+search ends where it would have ended uninterrupted.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sim import result as results
+from sim.harness import Harness
+from sim.scenario import Scenario
+
+logger = logging.getLogger(__name__)
+
+# A publisher that sends slower than this share of the rate asked for did not
+# sustain it, even if nothing was dropped: it only fell behind.
+SUSTAINED_SHARE = 0.97
+
+
+class RateSearch:
+    """Finds the zero-drop rate of `scenario`, recording into `record`."""
+
+    def __init__(
+        self,
+        record: dict[str, Any],
+        *,
+        scenario: Scenario,
+        probes: int,
+        out: Path,
+        log_level: str,
+        on_probe: Callable[[], None],
+    ) -> None:
+        self.record = record
+        self.scenario = scenario
+        self.probes = probes
+        self.out = out
+        self.log_level = log_level
+        self.on_probe = on_probe
+
+    @property
+    def zero_drop_rate(self) -> float:
+        return self.record.get("zero_drop_rate", 0.0)
+
+    def run(self) -> float:
+        first = self._probe(math.inf)
+        if first["sustained"]:
+            return self._conclude(first["published_per_s"])
+        highest_ok, lowest_failed = 0.0, first["published_per_s"]
+        guess = min(first["delivered_per_s"], lowest_failed)
+        for _ in range(self.probes - 1):
+            if guess <= 0:
+                break
+            if self._probe(guess)["sustained"]:
+                highest_ok = guess
+            else:
+                lowest_failed = guess
+            guess = (
+                math.sqrt(highest_ok * lowest_failed)
+                if highest_ok
+                else lowest_failed / 2
+            )
+        return self._conclude(highest_ok)
+
+    def _conclude(self, rate: float) -> float:
+        self.record["zero_drop_rate"] = rate
+        self.record["status"] = "done"
+        logger.info("zero-drop rate of %s: %.0f/s", self.record["params"], rate)
+        return rate
+
+    def _probe(self, rate: float) -> dict[str, Any]:
+        label = "max" if math.isinf(rate) else round(rate, 1)
+        for probe in self.record["probes"]:
+            if probe["rate"] == label:
+                return probe
+        folder = f"{self.record['dir']}/{len(self.record['probes']) + 1:02d}-{label}"
+        outcome = Harness(
+            self.scenario.replace(rate=rate), log_level=self.log_level
+        ).run()
+        if outcome.interrupted:
+            raise KeyboardInterrupt
+        result = results.build(outcome)
+        results.write(result, self.out / folder)
+        published_per_s = result["throughput"]["published_per_s"]
+        probe = {
+            "rate": label,
+            "published_per_s": published_per_s,
+            "delivered_per_s": result["throughput"]["delivered_per_s"],
+            "dropped": result["totals"]["dropped"],
+            "sustained": (
+                result["status"] == "complete"
+                and result["passed"]
+                and result["totals"]["dropped"] == 0
+                and (math.isinf(rate) or published_per_s >= SUSTAINED_SHARE * rate)
+            ),
+            "dir": folder,
+        }
+        self.record["probes"].append(probe)
+        self.on_probe()
+        logger.info("probe at %s/s: %s", label, probe)
+        return probe
