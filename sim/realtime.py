@@ -13,16 +13,20 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from sim import endpoints, security
-from sim.errors import ScenarioError
-from sim.roles import make_subscriber
+from sim.errors import RunError, ScenarioError, UserError
+from sim.roles import SubscriberSpec, make_subscriber
 from sim.scenario import Scenario, resolve
 from sim.wire import MalformedFrame, decode_frame
+
+if TYPE_CHECKING:
+    from sim.publisher import Publisher
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5555"
 # A frame larger than this ends the session: far above any update (a few
@@ -59,6 +63,20 @@ def add_publish_options(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="CURVE key folder made by `wardcast keys`: encrypt, admit only its"
         " subscribers",
+    )
+    parser.add_argument(
+        "--await-subscriptions",
+        type=int,
+        default=0,
+        metavar="N",
+        help="start the clock once N subscriptions have arrived (the reference six"
+        " make 11), so no subscriber misses the first updates",
+    )
+    parser.add_argument(
+        "--start-timeout",
+        type=float,
+        default=300.0,
+        help="seconds to wait for --await-subscriptions (default 300)",
     )
 
 
@@ -102,6 +120,11 @@ def add_subscribe_options(parser: argparse.ArgumentParser) -> None:
         help="a larger frame ends the session (ZMQ_MAXMSGSIZE; -1 unlimited)",
     )
     parser.add_argument(
+        "--report",
+        type=Path,
+        help="write this subscriber's counts as JSON to this file when it stops",
+    )
+    parser.add_argument(
         "--reconnect-seconds",
         type=float,
         default=RECONNECT_GRACE_S,
@@ -115,8 +138,6 @@ def refuse_plaintext(endpoint: str, insecure: bool, curve: bool = False) -> None
 
 
 def command_publish(args: argparse.Namespace) -> int:
-    from sim.publisher import Publisher
-
     refuse_plaintext(args.endpoint, args.insecure, curve=args.keys is not None)
     scenario = resolve(
         Scenario(
@@ -132,6 +153,8 @@ def command_publish(args: argparse.Namespace) -> int:
             keys=str(args.keys or ""),
         )
     )
+    from sim.publisher import Publisher
+
     context = zmq.Context()
     try:
         publisher = Publisher(scenario, context)
@@ -146,12 +169,34 @@ def command_publish(args: argparse.Namespace) -> int:
             flush=True,
         )
         publisher.prebuild()
+        if args.await_subscriptions:
+            _await_subscriptions(
+                publisher, args.await_subscriptions, args.start_timeout
+            )
         outcome = publisher.publish(on_chunk=_announce)
         print(f"published {outcome.published:,} updates", flush=True)
     finally:
         publisher.close()
         context.term()
     return 0
+
+
+def _await_subscriptions(publisher: Publisher, count: int, timeout_s: float) -> None:
+    """Block until `count` subscriptions, whatever their prefixes, have arrived."""
+    print(f"waiting for {count} subscriptions", flush=True)
+    deadline = time.monotonic() + timeout_s
+    arrived = 0
+    while arrived < count:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not publisher.socket.poll(int(remaining * 1000)):
+            raise RunError(
+                f"only {arrived} of {count} subscriptions arrived within"
+                f" {timeout_s:g} s: start the subscribers, or lower"
+                " --await-subscriptions"
+            )
+        message = publisher.socket.recv()
+        arrived += 1 if message[:1] == b"\x01" else -1
+    print(f"{arrived} subscriptions arrived; publishing", flush=True)
 
 
 def _announce(frames: np.ndarray, subscriptions: list[bytes]) -> None:
@@ -203,6 +248,8 @@ def command_subscribe(args: argparse.Namespace) -> int:
         socket.close(linger=0)
         context.term()
     print(tally.summary(), flush=True)
+    if args.report is not None:
+        _write_report(args, spec, tally, ended)
     if ended:
         print(
             f"wardcast: the session with {args.endpoint} ended and did not resume"
@@ -247,6 +294,38 @@ def _receive(
     except KeyboardInterrupt:
         pass
     return False
+
+
+def _write_report(
+    args: argparse.Namespace,
+    spec: SubscriberSpec,
+    tally: _RealTimeTally,
+    ended: bool,
+) -> None:
+    from sim.result import write_json_atomically
+
+    report = {
+        "schema": "wardcast.subscriber-report/1",
+        "name": spec.name,
+        "role": str(spec.role),
+        "patients": list(spec.patients),
+        "endpoint": args.endpoint,
+        "curve": args.keys is not None,
+        "received": tally.received,
+        "missing": tally.missing,
+        "foreign": tally.foreign,
+        "malformed": tally.malformed,
+        "sessions_ended": tally.sessions_ended,
+        "stopped_by_ended_session": ended,
+    }
+    try:
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomically(args.report, report)
+    except OSError as error:
+        raise UserError(
+            f"cannot write the report {args.report}: {error.strerror}; choose"
+            " another --report"
+        ) from None
 
 
 class _RealTimeTally:
