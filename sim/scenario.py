@@ -305,6 +305,8 @@ def _subscribers(tables: Any, source: str) -> list[SubscriberSpec]:
         raise ScenarioError(f"subscriber in {source} must be [[subscriber]] tables")
     specs: list[SubscriberSpec] = []
     for table in tables:
+        if not isinstance(table, dict):
+            raise ScenarioError(f"subscriber in {source} must be [[subscriber]] tables")
         unknown = sorted(set(table) - _SUBSCRIBER_KEYS)
         if unknown:
             raise ScenarioError(

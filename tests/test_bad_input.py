@@ -24,6 +24,7 @@ from tests.conftest import run_wardcast
 FUZZ = settings(
     max_examples=400,
     derandomize=True,
+    database=None,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
