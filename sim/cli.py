@@ -122,6 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     keys.add_argument("folder", type=Path, help="where to write the certificates")
     keys.add_argument(
+        "--keep-existing",
+        action="store_true",
+        help="leave a folder that already holds keys as it is (for scripts)",
+    )
+    keys.add_argument(
         "--subscriber",
         action="append",
         metavar="NAME",
@@ -314,6 +319,9 @@ def command_keys(args: argparse.Namespace) -> int:
     from sim.security import create_keys
 
     names = args.subscriber or [spec.name for spec in reference_subscribers()]
+    if args.keep_existing and (args.folder / "publisher.key_secret").exists():
+        print(f"{args.folder} already holds keys; left as they are")
+        return 0
     made = create_keys(args.folder, names)
     print(f"publisher key: {made[0]} (its secret beside it: publisher only)")
     for path in made[1:]:

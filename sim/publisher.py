@@ -239,8 +239,9 @@ class Publisher:
             changes.append(self.socket.recv())
         return changes
 
-    def close(self) -> None:
-        self.socket.close(linger=0)
+    def close(self, linger_ms: int = 0) -> None:
+        """Close; `linger_ms` is how long updates still queued may take to go."""
+        self.socket.close(linger=linger_ms)
         if self.curve is not None:
             self.curve.stop()
             self.curve = None

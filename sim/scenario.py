@@ -232,7 +232,7 @@ def _check_times(scenario: Scenario) -> None:
         if (
             isinstance(value, bool)
             or not isinstance(value, int | float)
-            or not value > 0
+            or not 0 < value < math.inf
         ):
             raise ScenarioError(
                 f"{key} must be a number of seconds above 0, got {value!r}"
@@ -302,6 +302,11 @@ def from_mapping(raw: dict, *, source: str, default_name: str = "scenario") -> S
             + ", ".join(sorted(_FILE_KEYS))
         )
     settings = dict(raw)
+    for key in ("name", "endpoint", "keys"):
+        if key in settings and not isinstance(settings[key], str):
+            raise ScenarioError(
+                f"{key} in {source} must be a string, got {settings[key]!r}"
+            )
     settings.setdefault("name", default_name)
     if "rate" in settings:
         settings["rate"] = parse_rate(settings["rate"])
@@ -330,6 +335,8 @@ def _subscribers(tables: Any, source: str) -> list[SubscriberSpec]:
         raise ScenarioError(f"subscriber in {source} must be [[subscriber]] tables")
     specs: list[SubscriberSpec] = []
     for table in tables:
+        if not isinstance(table, dict):
+            raise ScenarioError(f"subscriber in {source} must be [[subscriber]] tables")
         unknown = sorted(set(table) - _SUBSCRIBER_KEYS)
         if unknown:
             raise ScenarioError(
@@ -357,6 +364,7 @@ def _subscribers(tables: Any, source: str) -> list[SubscriberSpec]:
             raise ScenarioError(
                 f"count in a [[subscriber]] of {source} must be 1 or more"
             )
+        _check_subscriber_types(table, source)
         spec = make_subscriber(
             str(table["role"]),
             patients,
@@ -367,3 +375,26 @@ def _subscribers(tables: Any, source: str) -> list[SubscriberSpec]:
         )
         specs.extend([spec] * count)
     return specs
+
+
+def _check_subscriber_types(table: dict, source: str) -> None:
+    """The types of a [[subscriber]]'s optional keys, before anything uses them."""
+    name = table.get("name")
+    if name is not None and not (isinstance(name, str) and name):
+        raise ScenarioError(
+            f"name in a [[subscriber]] of {source} must be a non-empty string"
+        )
+    slow_us = table.get("slow_us", 0.0)
+    if (
+        isinstance(slow_us, bool)
+        or not isinstance(slow_us, int | float)
+        or not math.isfinite(slow_us)
+    ):
+        raise ScenarioError(
+            f"slow_us in a [[subscriber]] of {source} must be a number of"
+            f" microseconds, got {slow_us!r}"
+        )
+    if not isinstance(table.get("trace", False), bool):
+        raise ScenarioError(
+            f"trace in a [[subscriber]] of {source} must be true or false"
+        )

@@ -156,7 +156,13 @@ class SubscriberSocket:
         return int(self.follows.sum())
 
     def receive(self) -> int:
-        """Take what is waiting, up to a batch, without processing it."""
+        """Take what is waiting, up to a batch, without processing it.
+
+        The parts of a multipart message (which no wardcast publisher sends)
+        are taken one by one and each is checked as an update of its own:
+        asking RCVMORE of every message would add a socket-option call to the
+        hottest loop, and a part is held to the same checks as a message.
+        """
         frames, stamps = self._frames, self._stamps
         keep, stamp = frames.append, stamps.append
         recv, now = self.socket.recv, time.monotonic_ns

@@ -299,3 +299,32 @@ def test_curve_real_time_roles_talk_only_with_keys(keys: Path, tmp_path: Path) -
     assert "Patient_1_data: Dear Caregiver" in allowed.stdout
     assert "received 0 updates" in plaintext.stdout
     assert "Dear Caregiver" not in plaintext.stdout
+
+
+def test_curve_real_time_week_arrives_whole_before_the_publisher_exits(
+    keys: Path,
+) -> None:
+    """The publisher waits for its subscriber, sends a short week at full
+    speed and exits at once: its last updates must still arrive."""
+    with zmq.Context() as probe_context, probe_context.socket(zmq.REP) as probe:
+        port = probe.bind_to_random_port("tcp://127.0.0.1")
+    endpoint = f"tcp://127.0.0.1:{port}"
+    publisher = subprocess.Popen(
+        [sys.executable, "-m", "sim.cli", "publish", "--keys", str(keys)]
+        + ["--endpoint", endpoint, "--patients", "25", "--days", "400"]
+        + ["--day-seconds", "0.001", "--await-subscriptions", "1", "--hwm", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        administration = run_wardcast(
+            "subscribe",
+            *("--role", "administration", "--keys", str(keys), "--hwm", "0"),
+            *("--endpoint", endpoint, "--count", "20000", "--max-seconds", "60"),
+        )
+    finally:
+        out, err = publisher.communicate(timeout=60)
+    assert publisher.returncode == 0, err
+    assert "published 20,000 updates" in out
+    assert "received 20000 updates; 0 missing" in administration.stdout
