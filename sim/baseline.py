@@ -1,8 +1,9 @@
 """The raw-pyzmq baseline every sweep measures beside its own runs.
 
 One publisher (this process) and one subscriber process, loopback TCP, frames
-of the sweep's message size sent the fastest plain way: one `send` per frame,
-the same bytes every time but for an 8-byte send stamp. Two measurements:
+of the sweep's message size sent the fastest plain way: one compiled `send`
+per frame (see `sim.wire.raw_send`), the same bytes every time but for an
+8-byte send stamp. Two measurements:
 
     throughput  as many frames as the sockets take, back to back; delivered
                 per second over the subscriber's first to last receive
@@ -32,6 +33,7 @@ import zmq
 
 from sim.errors import RunError
 from sim.histogram import Histogram, Percentiles
+from sim.wire import raw_send
 
 logger = logging.getLogger(__name__)
 
@@ -137,7 +139,7 @@ def _exchange(message_bytes: int, frames: int, *, rate: float | None) -> dict:
 
 def _send(socket: zmq.Socket, message_bytes: int, frames: int, rate: float | None):
     frame = bytearray(message_bytes)
-    send, now = socket.send, time.monotonic_ns
+    send, now = raw_send(socket), time.monotonic_ns
     if rate is None:
         for _ in range(frames):
             send(frame)

@@ -29,17 +29,6 @@ from sim.progress import Progress
 if TYPE_CHECKING:
     from sim.locust_run import Settings
 
-TOTALS = (
-    "expected",
-    "received",
-    "dropped",
-    "foreign",
-    "duplicates",
-    "reordered",
-    "malformed",
-    "stale",
-)
-
 
 def build(
     *,
@@ -83,7 +72,9 @@ def build(
             "published_per_s": published / wall_seconds if wall_seconds else 0.0,
             "delivered_per_s": delivered / wall_seconds if wall_seconds else 0.0,
         },
-        "totals": {key: sum(e.get(key, 0) for e in subscribers) for key in TOTALS},
+        "totals": {
+            key: sum(e.get(key, 0) for e in subscribers) for key in results.TOTALS
+        },
         "latency_us": merged["from_intended"].percentiles(scale=1000.0),
         "latency_from_actual_us": merged["from_actual"].percentiles(scale=1000.0),
         "publisher": _publisher_entry(start, final),

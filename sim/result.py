@@ -29,6 +29,18 @@ import sim
 from sim.harness import RunOutcome, Worker
 from sim.histogram import Histogram
 
+# The counts summed over subscribers in a result's "totals".
+TOTALS = (
+    "expected",
+    "received",
+    "dropped",
+    "foreign",
+    "duplicates",
+    "reordered",
+    "malformed",
+    "stale",
+)
+
 SCHEMA = "wardcast.result/1"
 
 
@@ -87,19 +99,7 @@ def build(outcome: RunOutcome) -> dict[str, Any]:
             "published_per_s": _rate(published, last_send - first_send),
             "delivered_per_s": _rate(delivered, last_delivery - first_send),
         },
-        "totals": {
-            key: sum(e.get(key, 0) for e in subscribers)
-            for key in (
-                "expected",
-                "received",
-                "dropped",
-                "foreign",
-                "duplicates",
-                "reordered",
-                "malformed",
-                "stale",
-            )
-        },
+        "totals": {key: sum(e.get(key, 0) for e in subscribers) for key in TOTALS},
         "latency_us": merged["from_intended"].percentiles(scale=1000.0),
         "latency_from_actual_us": merged["from_actual"].percentiles(scale=1000.0),
         "publisher": _publisher_entry(outcome),
