@@ -65,10 +65,35 @@ def verdict_blocks(verdict: dict[str, Any]) -> list[Block]:
     found: list[Block] = []
     if verdict.get("text"):
         found.append(Text(str(verdict["text"])))
-    rows = [(key, _flat(value)) for key, value in _flatten(verdict) if key != "text"]
+    rows = [
+        (key, _flat(value))
+        for key, value in _flatten(verdict)
+        if key not in ("text", "searches")
+    ]
     if rows:
         found.append(Table(("figure behind the verdict", "value"), rows))
+    if verdict.get("searches"):
+        found.append(searches_table(verdict["searches"]))
     return found
+
+
+def searches_table(searches: list[dict[str, Any]]) -> Table:
+    """The zero-drop rates the sweep searched, beside raw pyzmq's, searched
+    the same way just after: the harness-efficiency figure."""
+    rows = [
+        (
+            ", ".join(f"{k}={v}" for k, v in search["params"].items()) or "base",
+            _flat(search.get("zero_drop_rate") or 0.0),
+            _flat(search.get("baseline_zero_drop_rate") or ""),
+            _flat(search.get("ratio_to_baseline") or ""),
+        )
+        for search in searches
+    ]
+    return Table(
+        ("search", "harness (updates/s)", "raw pyzmq (messages/s)", "ratio"),
+        rows,
+        caption="Highest rate with zero drops",
+    )
 
 
 def _flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:

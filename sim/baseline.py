@@ -11,6 +11,13 @@ per frame (see `sim.wire.raw_send`), the same bytes every time but for an
                 `time.monotonic_ns()` at send, the subscriber subtracting it
                 from its receive time (one clock on one host)
 
+and, for sweeps that search a rate, a third (`zero_drop_search`):
+
+    zero-drop   the highest rate raw pyzmq sends with nothing dropped, found
+                by the same probes, pacing and high-water mark as the
+                harness's own search (`sim.rates`), so the harness-efficiency
+                ratio divides like by like
+
 The publisher waits on XPUB until the subscription has arrived, so nothing is
 lost to a late joiner; what the subscriber then misses is counted as dropped.
 The subscriber runs as `python -m sim.baseline` and prints its figures as one
@@ -22,17 +29,20 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import struct
 import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import zmq
 
 from sim.errors import RunError
 from sim.histogram import Histogram, Percentiles
+from sim.rates import highest_sustained, sustained, waiter
 from sim.wire import raw_send
 
 logger = logging.getLogger(__name__)
@@ -81,7 +91,7 @@ def measure(
     """Measure raw PUB/SUB throughput and latency for one message size."""
     throughput_frames = min(throughput_frames, THROUGHPUT_BYTES // message_bytes)
     fast = _exchange(message_bytes, throughput_frames, rate=None)
-    paced = _exchange(message_bytes, latency_frames, rate=latency_rate)
+    paced = _exchange(message_bytes, latency_frames, rate=latency_rate, latency=True)
     latency = Histogram()
     latency.record(np.asarray(paced["latencies_ns"], dtype=np.int64))
     span_ns = fast["last_ns"] - fast["first_ns"]
@@ -105,17 +115,64 @@ def measure(
     return baseline
 
 
-def _exchange(message_bytes: int, frames: int, *, rate: float | None) -> dict:
+def zero_drop_search(
+    message_bytes: int, *, frames: int, hwm: int, probes: int
+) -> dict[str, Any]:
+    """Raw pyzmq's highest zero-drop rate, and every probe it took."""
+    tried: list[dict[str, Any]] = []
+
+    def probe(rate: float) -> dict[str, Any]:
+        run = _exchange(
+            message_bytes, frames, rate=None if math.isinf(rate) else rate, hwm=hwm
+        )
+        span_ns = run["last_ns"] - run["first_ns"]
+        dropped = frames - run["received"]
+        result = {
+            "rate": "max" if math.isinf(rate) else round(rate, 1),
+            "published_per_s": run["sent_per_s"],
+            "delivered_per_s": (run["received"] - 1) / (span_ns / 1e9)
+            if span_ns
+            else 0.0,
+            "dropped": dropped,
+            "sustained": sustained(
+                rate, published_per_s=run["sent_per_s"], dropped=dropped
+            ),
+        }
+        tried.append(result)
+        return result
+
+    rate = highest_sustained(probe, probes)
+    logger.info("raw pyzmq's zero-drop rate at %d bytes: %.0f/s", message_bytes, rate)
+    return {
+        "message_bytes": message_bytes,
+        "frames": frames,
+        "hwm": hwm,
+        "zero_drop_rate": rate,
+        "probes": tried,
+        "measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def _exchange(
+    message_bytes: int,
+    frames: int,
+    *,
+    rate: float | None,
+    hwm: int = BASELINE_HWM,
+    latency: bool = False,
+) -> dict:
     context = zmq.Context()
     socket = context.socket(zmq.XPUB)
-    socket.setsockopt(zmq.SNDHWM, BASELINE_HWM)
+    socket.setsockopt(zmq.SNDHWM, hwm)
     socket.setsockopt(zmq.LINGER, 0)
     try:
         socket.bind("tcp://127.0.0.1:*")
         endpoint = socket.getsockopt_string(zmq.LAST_ENDPOINT)
-        command = [sys.executable, "-m", "sim.baseline", endpoint, str(frames)]
-        if rate is not None:
-            command.append("--latency")
+        command = [
+            *(sys.executable, "-m", "sim.baseline", endpoint, str(frames)),
+            *("--hwm", str(hwm)),
+            *(("--latency",) if latency else ()),
+        ]
         subscriber = subprocess.Popen(
             command, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True
         )
@@ -123,7 +180,7 @@ def _exchange(message_bytes: int, frames: int, *, rate: float | None) -> dict:
             if not socket.poll(int(SUBSCRIBER_TIMEOUT_S * 1000)):
                 raise RunError("the baseline subscriber never subscribed")
             socket.recv()
-            _send(socket, message_bytes, frames, rate)
+            sent_per_s = _send(socket, message_bytes, frames, rate)
             output, _ = subscriber.communicate(timeout=SUBSCRIBER_TIMEOUT_S)
         finally:
             if subscriber.poll() is None:
@@ -134,31 +191,38 @@ def _exchange(message_bytes: int, frames: int, *, rate: float | None) -> dict:
         context.term()
     if subscriber.returncode != 0 or not output:
         raise RunError(f"the baseline subscriber exited {subscriber.returncode}")
-    return json.loads(output)
+    return {**json.loads(output), "sent_per_s": sent_per_s}
 
 
-def _send(socket: zmq.Socket, message_bytes: int, frames: int, rate: float | None):
+def _send(
+    socket: zmq.Socket, message_bytes: int, frames: int, rate: float | None
+) -> float:
+    """Send `frames` frames at `rate` (None: back to back); the rate sent."""
     frame = bytearray(message_bytes)
     send, now = raw_send(socket), time.monotonic_ns
+    started = now()
     if rate is None:
         for _ in range(frames):
             send(frame)
-        return
-    interval_ns = int(1e9 / rate)
-    due = now()
-    for _ in range(frames):
-        due += interval_ns
-        while (moment := now()) < due:
-            pass
-        _stamp(frame, 0, moment)
-        send(frame)
+    else:
+        # Pacing and stamping as the harness's publisher does them.
+        wait = waiter(rate)
+        due_times = (started + np.arange(1, frames + 1) * (1e9 / rate)).astype(np.int64)
+        for due in due_times.tolist():
+            moment = now()
+            if moment < due:
+                moment = wait(due)
+            _stamp(frame, 0, moment)
+            send(frame)
+    elapsed_ns = now() - started
+    return frames / (elapsed_ns / 1e9) if elapsed_ns else 0.0
 
 
-def _subscribe(endpoint: str, frames: int, latency: bool) -> dict:
+def _subscribe(endpoint: str, frames: int, hwm: int, latency: bool) -> dict:
     """The subscriber's side: a bare receive loop, timed."""
     context = zmq.Context()
     socket = context.socket(zmq.SUB)
-    socket.setsockopt(zmq.RCVHWM, BASELINE_HWM)
+    socket.setsockopt(zmq.RCVHWM, hwm)
     socket.setsockopt(zmq.LINGER, 0)
     socket.connect(endpoint)
     socket.setsockopt(zmq.SUBSCRIBE, b"")
@@ -198,9 +262,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sim.baseline")
     parser.add_argument("endpoint")
     parser.add_argument("frames", type=int)
+    parser.add_argument("--hwm", type=int, default=BASELINE_HWM)
     parser.add_argument("--latency", action="store_true")
     args = parser.parse_args(argv)
-    print(json.dumps(_subscribe(args.endpoint, args.frames, args.latency)))
+    print(json.dumps(_subscribe(args.endpoint, args.frames, args.hwm, args.latency)))
     return 0
 
 

@@ -11,7 +11,7 @@ expects, counted as a multiset of prefixes.
 Sending. Frames are built before the clock starts (up to a memory budget;
 past it, chunk by chunk as the run goes), so the per-update work is: wait for
 the intended time if it is still ahead, stamp the actual send time into the
-frame, send. Pacing is open-loop (see `sim.schedule`).
+frame, send. Pacing is open-loop (see `sim.schedule` and `sim.rates`).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from sim import endpoints, security
 from sim.errors import RunError
 from sim.histogram import Histogram
 from sim.liveness import heartbeats, set_heartbeats
+from sim.rates import waiter
 from sim.scenario import Scenario
 from sim.schedule import frame_chunks, resume_chunks
 from sim.wire import ACTUAL_SEND_OFFSET, INTENDED_SEND_OFFSET, raw_send
@@ -41,11 +42,6 @@ logger = logging.getLogger(__name__)
 # Frames built before the clock starts, at most; a larger run builds the rest
 # as it goes, and the building time then shows as publisher lag.
 PREBUILD_BYTES = 256 * 1024 * 1024
-# Linux oversleeps by about 50 to 100 µs (timer slack), so the publisher sleeps
-# until this long before an update is due and spins the rest of the way.
-SPIN_NS = 60_000
-# Above this rate updates are due less than SPIN_NS apart (see `_spins`).
-SPIN_RATE_PER_S = 1e9 / SPIN_NS
 # The clock starts this long after the barrier, so the first update is not
 # already late when the loop reaches it.
 START_LEAD_NS = 5_000_000
@@ -216,7 +212,7 @@ class Publisher:
                 _stamp_both(view, INTENDED_SEND_OFFSET, moment, moment)
                 send(view)
             return len(frames)
-        wait = _wait_until if self._spins() else _sleep_until
+        wait = waiter(self.scenario.rate)
         for due, view in zip(frames["intended_ns"].tolist(), views, strict=True):
             moment = now()
             if moment < due:
@@ -224,15 +220,6 @@ class Publisher:
             _stamp_actual(view, ACTUAL_SEND_OFFSET, moment)
             send(view)
         return len(frames)
-
-    def _spins(self) -> bool:
-        """Whether to spin to each update's exact time. Above SPIN_RATE_PER_S
-        updates come closer together than a sleep lasts, and spinning would
-        hold a whole core that the subscribers (and ZeroMQ's I/O threads)
-        need on a small machine; the publisher then sleeps and sends what fell
-        due meanwhile back to back, the lateness showing in the latency."""
-        rate = self.scenario.rate
-        return rate is None or rate <= SPIN_RATE_PER_S
 
     def _drain_subscriptions(self) -> list[bytes]:
         """Subscription changes that arrived during the run (reconnects)."""
@@ -247,18 +234,3 @@ class Publisher:
         if self.curve is not None:
             self.curve.stop()
             self.curve = None
-
-
-def _sleep_until(due_ns: int) -> int:
-    # time.sleep never wakes early, so the update goes at or after its time.
-    time.sleep(max(due_ns - time.monotonic_ns(), 0) / 1e9)
-    return time.monotonic_ns()
-
-
-def _wait_until(due_ns: int) -> int:
-    now = time.monotonic_ns()
-    if due_ns - now > SPIN_NS:
-        time.sleep((due_ns - now - SPIN_NS) / 1e9)
-    while (now := time.monotonic_ns()) < due_ns:
-        pass
-    return now

@@ -2,13 +2,8 @@
 
 A rate is sustained when the run completes cleanly, every subscriber receives
 every update it expected (exact accounting, no estimate), and the publisher
-kept to the rate it was asked for. The search spends a fixed number of probes:
-
-    1. as fast as possible ("max"): if even that loses nothing, the publisher
-       is the limit and its send rate is the answer;
-    2. otherwise the rate the subscribers took at max, a first guess of their
-       capacity, then bisection (geometric, since rates span decades) between
-       the highest sustained and the lowest failed rate.
+kept to the rate it was asked for. How the probes are chosen is in
+`sim.rates`, which the raw-pyzmq baseline searches with too.
 
 Every probe is a full harness run, kept on disk and in sweep.json; a resumed
 sweep replays the probes it already has instead of running them again, so the
@@ -25,13 +20,10 @@ from typing import Any
 
 from sim import result as results
 from sim.harness import Harness
+from sim.rates import highest_sustained, sustained
 from sim.scenario import Scenario
 
 logger = logging.getLogger(__name__)
-
-# A publisher that sends slower than this share of the rate asked for did not
-# sustain it, even if nothing was dropped: it only fell behind.
-SUSTAINED_SHARE = 0.97
 
 
 class RateSearch:
@@ -59,24 +51,7 @@ class RateSearch:
         return self.record.get("zero_drop_rate", 0.0)
 
     def run(self) -> float:
-        first = self._probe(math.inf)
-        if first["sustained"]:
-            return self._conclude(first["published_per_s"])
-        highest_ok, lowest_failed = 0.0, first["published_per_s"]
-        guess = min(first["delivered_per_s"], lowest_failed)
-        for _ in range(self.probes - 1):
-            if guess <= 0:
-                break
-            if self._probe(guess)["sustained"]:
-                highest_ok = guess
-            else:
-                lowest_failed = guess
-            guess = (
-                math.sqrt(highest_ok * lowest_failed)
-                if highest_ok
-                else lowest_failed / 2
-            )
-        return self._conclude(highest_ok)
+        return self._conclude(highest_sustained(self._probe, self.probes))
 
     def _conclude(self, rate: float) -> float:
         self.record["zero_drop_rate"] = rate
@@ -103,11 +78,11 @@ class RateSearch:
             "published_per_s": published_per_s,
             "delivered_per_s": result["throughput"]["delivered_per_s"],
             "dropped": result["totals"]["dropped"],
-            "sustained": (
-                result["status"] == "complete"
-                and result["passed"]
-                and result["totals"]["dropped"] == 0
-                and (math.isinf(rate) or published_per_s >= SUSTAINED_SHARE * rate)
+            "sustained": sustained(
+                rate,
+                published_per_s=published_per_s,
+                dropped=result["totals"]["dropped"],
+                clean=result["status"] == "complete" and result["passed"],
             ),
             "dir": folder,
         }

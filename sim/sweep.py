@@ -23,7 +23,10 @@ sweep.json, schema "wardcast.sweep/1":
     searches[]        for rate_fraction sweeps, per combination of the other
                       axes: params, probes[] {rate, published_per_s,
                       delivered_per_s, dropped, sustained, dir},
-                      zero_drop_rate, ratio_to_baseline, status
+                      zero_drop_rate, status, baseline_search (raw pyzmq's
+                      zero-drop rate, searched the same way just after:
+                      zero_drop_rate, hwm, frames, probes[]) and
+                      ratio_to_baseline, the first rate over the second
     points[]          id, params {axis: value}, repeat (1-based), dir
                       (relative to OUT), status "done" | "failed" | "pending",
                       problems[], rate (the rate asked for, when searched),
@@ -256,10 +259,22 @@ class Sweep:
         )
         if record["status"] != DONE:
             search.run()
-            size = str(search.scenario.message_bytes)
-            throughput = self.document["baselines"][size]["throughput_per_s"]
+            self.save()
+        if "baseline_search" not in record:
+            # Right after the harness's search, so both meet the same machine.
+            scenario = search.scenario
+            logger.info("searching raw pyzmq's zero-drop rate for %s", record["dir"])
+            raw = raw_baseline.zero_drop_search(
+                scenario.message_bytes,
+                frames=scenario.messages,
+                hwm=scenario.hwm,
+                probes=self.spec.search_probes,
+            )
+            record["baseline_search"] = raw
             record["ratio_to_baseline"] = (
-                record["zero_drop_rate"] / throughput if throughput else None
+                record["zero_drop_rate"] / raw["zero_drop_rate"]
+                if raw["zero_drop_rate"]
+                else None
             )
             self.save()
         return search

@@ -61,6 +61,9 @@ def judge(document: dict[str, Any]) -> dict[str, Any]:
             {
                 "params": s["params"],
                 "zero_drop_rate": s.get("zero_drop_rate"),
+                "baseline_zero_drop_rate": s.get("baseline_search", {}).get(
+                    "zero_drop_rate"
+                ),
                 "ratio_to_baseline": s.get("ratio_to_baseline"),
             }
             for s in document.get("searches", [])
@@ -444,7 +447,12 @@ def describe(document: dict[str, Any]) -> str:
         lines.append(
             f"zero-drop rate {search['params'] or ''}: "
             f"{search['zero_drop_rate'] or 0:,.0f}/s"
-            + (f" ({ratio:.2f} of raw pyzmq)" if ratio else "")
+            + (
+                f" ({ratio:.2f} of raw pyzmq's"
+                f" {search['baseline_zero_drop_rate']:,.0f}/s)"
+                if ratio
+                else ""
+            )
         )
     lines.append(verdict.get("criterion", ""))
     lines.extend(f"  {line}" for line in verdict.get("statements", []))
