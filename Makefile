@@ -42,6 +42,6 @@ clean:
 # The reports reviewers read without running anything, in reports/reference/:
 # the reference week and the default sweep, made on this machine.
 .PHONY: reference-report
-REFERENCE_SWEEP ?= bench/scenarios/sweep-default.toml
+REFERENCE_SWEEP ?= bench/scenarios/default.toml
 reference-report: $(VENV)/.installed
 	$(BIN)/python -m reports.reference --sweep $(REFERENCE_SWEEP)

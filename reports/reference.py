@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -24,8 +25,10 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_OUT = Path("reports/reference")
 # The sweep `wardcast sweep` runs by default; the Makefile passes its own.
-DEFAULT_SWEEP = Path("bench/scenarios/sweep-default.toml")
+DEFAULT_SWEEP = Path("bench/scenarios/default.toml")
 RUN_FOLDER, SWEEP_FOLDER = "reference-week", "default-sweep"
+# The sweep's per-run folders, left out of the repository (see below).
+BULKY = ("points", "search")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level="INFO", format="%(message)s")
     args.out.mkdir(parents=True, exist_ok=True)
+    load = os.getloadavg()[0]
     made = [_reference_run(args.out / RUN_FOLDER)]
     sweep_ok = True
     if not args.no_sweep:
@@ -47,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
                     SWEEP_FOLDER,
                 )
             )
-    (args.out / "README.md").write_text(_readme(made, sweep_ok, args.sweep))
+    (args.out / "README.md").write_text(_readme(made, sweep_ok, args.sweep, load))
     return 0 if sweep_ok else 1
 
 
@@ -77,10 +81,17 @@ def _reference_sweep(scenario: Path, folder: Path) -> bool:
         )
         return False
     write_report(folder)
+    # Each run's full result.json (histograms per subscriber and per day) is
+    # about a hundred megabytes over the sweep: too much for the repository.
+    # sweep.json keeps every point's summary and the report was drawn with the
+    # full results present.
+    (folder / ".gitignore").write_text("".join(f"{name}/\n" for name in BULKY))
     return True
 
 
-def _readme(made: list[tuple[str, str]], sweep_ok: bool, sweep: Path) -> str:
+def _readme(
+    made: list[tuple[str, str]], sweep_ok: bool, sweep: Path, load: float
+) -> str:
     when = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     host = machine()
     lines = [
@@ -88,9 +99,10 @@ def _readme(made: list[tuple[str, str]], sweep_ok: bool, sweep: Path) -> str:
         "",
         f"Made by `make reference-report` on {when}, on `{host['hostname']}`:"
         f" {host['cpus']} CPUs, {host['platform']}, Python {host['python']},"
-        f" pyzmq {host['pyzmq']}, libzmq {host['libzmq']}. Other work shared the"
-        " machine's cores while they ran, so absolute times are noisy; the ratios"
-        " to the baseline survive that better.",
+        f" pyzmq {host['pyzmq']}, libzmq {host['libzmq']}. The one-minute load"
+        f" average was {load:.2f} when they started; the machine is shared, so"
+        " absolute times are noisy, and the ratios to the baseline measured in the"
+        " same run survive that better.",
         "",
         "| report | made by |",
         "|---|---|",
@@ -99,6 +111,14 @@ def _readme(made: list[tuple[str, str]], sweep_ok: bool, sweep: Path) -> str:
         f"| [{folder}]({folder}/report.md) ([HTML]({folder}/report.html)) | `{cmd}` |"
         for cmd, folder in made
     ]
+    if sweep_ok:
+        lines += [
+            "",
+            f"The default sweep's per-run folders ({', '.join(BULKY)}) are not"
+            " committed: each run's full result.json is large. Its sweep.json holds"
+            " every point's summary, and its report was drawn with them present;"
+            " `make reference-report` makes them again.",
+        ]
     if not sweep_ok:
         lines += [
             "",

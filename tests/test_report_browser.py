@@ -136,3 +136,28 @@ def test_run_report_opens_in_chromium_with_every_chart_and_a_screenshot(
     keep = os.environ.get("WARDCAST_KEEP_SCREENSHOT")
     if keep:
         shutil.copy(screenshot, keep)
+
+
+REFERENCE_SWEEP = (
+    Path(__file__).resolve().parent.parent / "reports/reference/default-sweep"
+)
+
+
+def test_the_committed_default_sweep_report_opens_with_every_chart_and_a_screenshot(
+    chromium, tmp_path
+):
+    """The report a reviewer opens from a clean checkout, as committed: every
+    chart the sweep's data supports is in it, and Chromium decodes each one."""
+    html = REFERENCE_SWEEP / "report.html"
+    assert html.is_file(), "make reference-report writes it; commit its output"
+    drawn = {c.key for c, _ in sweep_charts.draw(data.load(REFERENCE_SWEEP)) if c.drawn}
+    assert {"latency-vs-subscribers", "throughput-vs-rate"} <= drawn
+    _assert_every_chart_decodes(_decoded(chromium, html, tmp_path), drawn)
+    screenshot = tmp_path / "reference.png"
+    _browse(
+        chromium, tmp_path / "profile-shot", "--window-size=1000,1400",
+        "--hide-scrollbars", f"--screenshot={screenshot}", html.resolve().as_uri(),
+    )  # fmt: skip
+    pixels = matplotlib.image.imread(screenshot)
+    assert pixels.shape[:2] == (1400, 1000)
+    assert pixels[..., :3].std() > 0.05
