@@ -39,11 +39,19 @@ AXIS_NAMES: dict[str, tuple[str, ...]] = {
 }
 
 
+# Axes that are another quantity in disguise: against the offered rate, a
+# rate_fraction axis is the x axis itself, not a separate series.
+DERIVED: dict[str, tuple[str, ...]] = {"rate": ("rate_fraction",)}
+
+
 def quantity(point: SweepPoint, name: str) -> Any:
     """The value of `name` at this point, or None if it cannot be known."""
     for alias in AXIS_NAMES.get(name, (name,)):
         if alias in point.params:
             return point.params[alias]
+    if name == "rate" and point.summary.get("rate") is not None:
+        # A searched point's rate: a fraction of its search's zero-drop rate.
+        return point.summary["rate"]
     if point.result is None:
         return None
     scenario = point.result.scenario
@@ -135,6 +143,8 @@ def other_axes(
     names += [
         axis
         for axis in axes
-        if axis not in known and len({str(p.params.get(axis)) for p in points}) > 1
+        if axis not in known
+        and axis not in DERIVED.get(x_name, ())
+        and len({str(p.params.get(axis)) for p in points}) > 1
     ]
     return tuple(names)

@@ -60,21 +60,99 @@ def sweep_command(sweep: Sweep) -> str:
 
 
 def verdict_blocks(verdict: dict[str, Any]) -> list[Block]:
+    """The verdict as a reviewer reads it: where the design holds, the
+    zero-drop rates, the fitted cost models with their held-out errors, and
+    the prediction with its assumptions."""
     if not verdict:
         return [Text("This sweep holds no verdict.")]
     found: list[Block] = []
-    if verdict.get("text"):
-        found.append(Text(str(verdict["text"])))
-    rows = [
-        (key, _flat(value))
-        for key, value in _flatten(verdict)
-        if key not in ("text", "searches")
-    ]
-    if rows:
-        found.append(Table(("figure behind the verdict", "value"), rows))
+    if verdict.get("criterion"):
+        found.append(Text(f"Criterion: {verdict['criterion']}."))
+    if verdict.get("statements"):
+        found.append(findings_table(verdict["statements"]))
     if verdict.get("searches"):
         found.append(searches_table(verdict["searches"]))
+    if verdict.get("fits"):
+        found.append(fits_table(verdict["fits"]))
+    prediction = verdict.get("prediction") or {}
+    if prediction:
+        found.append(prediction_table(prediction))
+    if verdict.get("baseline_drift") is not None:
+        found.append(
+            Text(
+                "The raw-pyzmq baseline moved by"
+                f" {verdict['baseline_drift']:+.0%} between the sweep's start and"
+                " its end: how much the machine itself drifted meanwhile."
+            )
+        )
     return found
+
+
+def findings_table(statements: list[str]) -> Table:
+    rows = []
+    for statement in statements:
+        subject, _, finding = statement.partition(": ")
+        rows.append((subject, finding) if finding else ("", statement))
+    return Table(("along", "finding"), rows, caption="Where the design holds")
+
+
+def fits_table(fits: list[dict[str, Any]]) -> Table:
+    rows = [
+        (
+            fit["y"],
+            fit["x"]
+            + (" (" + ", ".join(f"{k}={v}" for k, v in fit["others"].items()) + ")")
+            * bool(fit.get("others")),
+            fit["model"],
+            _flat(fit["a"]),
+            _flat(fit["b"]),
+            _flat(fit["r2"]),
+            _flat(fit["holdout"]["x"]),
+            _flat(fit["holdout"]["measured"]),
+            _flat(fit["holdout"]["predicted"]),
+            f"{fit['holdout']['error_pct']:.0f}%",
+        )
+        for fit in fits
+    ]
+    return Table(
+        (
+            "cost",
+            "against",
+            "model",
+            "a",
+            "b",
+            "r²",
+            "held out at",
+            "measured",
+            "predicted",
+            "error",
+        ),
+        rows,
+        caption="How cost grows: fitted without the largest point, then checked"
+        " against it",
+    )
+
+
+def _rate_or_blank(rate: float | None) -> str:
+    return "" if rate is None else f"{rate:,.0f}"
+
+
+def prediction_table(prediction: dict[str, Any]) -> Table:
+    rows = [
+        (key.replace("_", " "), _flat(value))
+        for key, value in prediction.items()
+        if key not in ("assumptions", "extrapolations")
+    ]
+    rows += [
+        (
+            f"publisher at {guess['x']} = {guess['at']:g}",
+            f"{guess['publisher_cpu_us_per_message']:.3g} µs CPU per update, at"
+            f" most {guess['publisher_max_updates_per_s']:,.0f} updates/s a core",
+        )
+        for guess in prediction.get("extrapolations", [])
+    ]
+    rows += [("assumption", text) for text in prediction.get("assumptions", [])]
+    return Table(("prediction", "value"), rows, caption="What the model predicts")
 
 
 def searches_table(searches: list[dict[str, Any]]) -> Table:
@@ -83,8 +161,8 @@ def searches_table(searches: list[dict[str, Any]]) -> Table:
     rows = [
         (
             ", ".join(f"{k}={v}" for k, v in search["params"].items()) or "base",
-            _flat(search.get("zero_drop_rate") or 0.0),
-            _flat(search.get("baseline_zero_drop_rate") or ""),
+            f"{search.get('zero_drop_rate') or 0.0:,.0f}",
+            _rate_or_blank(search.get("baseline_zero_drop_rate")),
             _flat(search.get("ratio_to_baseline") or ""),
         )
         for search in searches
@@ -92,17 +170,9 @@ def searches_table(searches: list[dict[str, Any]]) -> Table:
     return Table(
         ("search", "harness (updates/s)", "raw pyzmq (messages/s)", "ratio"),
         rows,
-        caption="Highest rate with zero drops",
+        caption="Highest rate with zero drops (raw pyzmq: one publisher, one"
+        " subscriber, as the baseline always is)",
     )
-
-
-def _flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
-    if isinstance(value, dict):
-        pairs = []
-        for key, inner in value.items():
-            pairs += _flatten(inner, f"{prefix}{key}.")
-        return pairs
-    return [(prefix.rstrip("."), value)]
 
 
 def _flat(value: Any) -> str:
