@@ -26,7 +26,7 @@ import logging
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,8 +98,17 @@ class Harness:
         log_level: str = "WARNING",
         launcher: Callable[[str], Sequence[str]] = lambda worker_id: (),
         control_endpoint: str = CONTROL_ENDPOINT,
+        wrong_subscriptions: Mapping[str, Sequence[bytes]] | None = None,
     ) -> None:
+        """`wrong_subscriptions` (subscriber name: raw prefixes) is for tests
+        alone: it adds subscriptions the roles can never make, to show that
+        what they let through is counted as foreign. No command or scenario
+        file reaches it."""
         self.scenario = scenario
+        self.wrong_subscriptions = {
+            name: [prefix.hex() for prefix in prefixes]
+            for name, prefixes in (wrong_subscriptions or {}).items()
+        }
         self.run_keys: RunKeys | None = None
         if scenario.curve:
             names = [spec.name for spec in scenario.subscribers]
@@ -349,6 +358,7 @@ class Harness:
                     "subscribers": worker.subscribers,
                     "endpoint": self.endpoint,
                     "max_seconds": max_seconds,
+                    "wrong_subscriptions": self.wrong_subscriptions,
                 },
             )
             worker.state = "configured"

@@ -117,9 +117,10 @@ def run_subscribers(link: zmq.Socket, context: zmq.Context, config: dict) -> Non
         message_bytes=scenario.message_bytes, patients=scenario.patients
     )
     start_epoch = next(slots(scenario)).epoch_seconds
+    wrong = config.get("wrong_subscriptions", {})
     sockets = [
         SubscriberSocket(
-            SubscriberSpec.from_dict(raw),
+            spec,
             context=context,
             endpoint=config["endpoint"],
             decoder=decoder,
@@ -130,8 +131,9 @@ def run_subscribers(link: zmq.Socket, context: zmq.Context, config: dict) -> Non
             max_message_bytes=subscriber_message_limit(scenario),
             liveness=Liveness(silence_threshold_ns(scenario)),
             heartbeats=heartbeats(scenario),
+            extra_prefixes=tuple(map(bytes.fromhex, wrong.get(spec.name, ()))),
         )
-        for raw in config["subscribers"]
+        for spec in map(SubscriberSpec.from_dict, config["subscribers"])
     ]
     cpu_at_ready, _ = process_usage()
     control.send(link, "ready", {"pid": os.getpid()})
