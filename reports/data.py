@@ -76,6 +76,10 @@ class RunResult:
     from_actual: Histogram
     publisher: PublisherFigures
     subscribers: list[SubscriberFigures]
+    # What only some runs have: "faults" (what was injected and what it
+    # cost) and "veth_vs_loopback" (`wardcast deploy-netns`).
+    faults: list[dict[str, Any]] = field(default_factory=list)
+    veth_vs_loopback: dict[str, Any] = field(default_factory=dict)
 
     @property
     def reported(self) -> list[SubscriberFigures]:
@@ -190,6 +194,8 @@ def _result(raw: dict[str, Any], folder: Path) -> RunResult:
         from_actual=_histogram(histograms.get("from_actual")),
         publisher=_publisher(raw.get("publisher", {}), int(raw["published"])),
         subscribers=[_subscriber(entry) for entry in raw["subscribers"]],
+        faults=list(raw.get("faults") or []),
+        veth_vs_loopback=dict(raw.get("veth_vs_loopback") or {}),
     )
 
 

@@ -24,6 +24,8 @@ def blocks(run: RunResult) -> list[Block]:
             " no foreign or malformed update arrived, the publisher kept its"
             " schedule.",
         ),
+        *fault_blocks(run),
+        *veth_blocks(run),
         Heading("Scenario and machine"),
         scenario_table(run.scenario),
         machine_table(run.machine, run.created),
@@ -51,6 +53,90 @@ def blocks(run: RunResult) -> list[Block]:
         Text(redraw, code=True),
     ]
     return content
+
+
+def fault_blocks(run: RunResult) -> list[Block]:
+    """What was injected, when, and what it cost: result.json's `faults`."""
+    if not run.faults:
+        return []
+    rows = [
+        (
+            fault["kind"],
+            str(fault.get("target", "")),
+            _seconds(fault.get("injected_at_seconds")),
+            _seconds(fault.get("ended_at_seconds")),
+            _count(fault.get("messages_lost")),
+            _seconds(fault.get("recovery_seconds")),
+            str(fault.get("note", "")),
+        )
+        for fault in run.faults
+    ]
+    return [
+        Heading("Faults injected"),
+        Table(
+            (
+                "fault",
+                "target",
+                "injected at (s)",
+                "ended at (s)",
+                "updates lost",
+                "recovered in (s)",
+                "note",
+            ),
+            rows,
+            caption="Seconds count from the publisher's first send",
+        ),
+    ]
+
+
+def veth_blocks(run: RunResult) -> list[Block]:
+    """`wardcast deploy-netns`: the same hospital across veth and on loopback."""
+    comparison = run.veth_vs_loopback
+    if not comparison:
+        return []
+    rows = []
+    for path in ("loopback", "veth"):
+        figures = comparison[path]
+        latency = figures["latency_from_actual_us"]
+        rows.append(
+            (
+                path,
+                f"{latency['p50']:,.0f}",
+                f"{latency['p99']:,.0f}",
+                f"{figures['delivered_per_s']:,.0f}",
+            )
+        )
+    ratios = (
+        "veth / loopback",
+        _ratio(comparison.get("latency_p50_ratio")),
+        "",
+        _ratio(comparison.get("throughput_ratio")),
+    )
+    return [
+        Heading("Veth against loopback"),
+        Table(
+            ("path", "latency p50 (µs)", "latency p99 (µs)", "delivered /s"),
+            [*rows, ratios],
+            caption=(
+                "Latency from the actual send at a steady"
+                f" {comparison.get('latency_rate_per_s', 0):,.0f} updates/s;"
+                " delivered per second at full speed"
+                f" ({comparison.get('throughput_updates', 0):,} updates)"
+            ),
+        ),
+    ]
+
+
+def _seconds(value: float | None) -> str:
+    return "" if value is None else f"{value:,.3f}"
+
+
+def _count(value: int | None) -> str:
+    return "" if value is None else f"{value:,}"
+
+
+def _ratio(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}"
 
 
 def title(run: RunResult) -> str:

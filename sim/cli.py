@@ -86,6 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, help="folder for the results (default: results/NAME-TIME)"
     )
     deploy.add_argument(
+        "--no-report",
+        action="store_true",
+        help="write result.json only, not report.html and report.md",
+    )
+    deploy.add_argument(
         "--remove-leftovers",
         action="store_true",
         help="only remove namespaces and links left by runs that were killed",
@@ -377,6 +382,10 @@ def command_deploy_netns(args: argparse.Namespace) -> int:
             f" {figures['delivered_per_s']:,.0f} updates/s delivered"
         )
     print(f"result: {path}")
+    if not args.no_report:
+        from reports.report import write_report
+
+        print(f"report: {write_report(out)[0]}")
     return (
         EXIT_OK if record["passed"] and record["status"] == "complete" else EXIT_FAILED
     )

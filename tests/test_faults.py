@@ -328,4 +328,10 @@ def test_fault_scenario_file_runs_through_the_command_line(tmp_path):
     assert "fault restart_publisher" in completed.stdout
     record = read_result(tmp_path)
     assert record["scenario"]["heartbeat_ivl_ms"] == 200
-    assert fault_of(record, "restart_publisher")["messages_lost"] >= 0
+    lost = fault_of(record, "restart_publisher")["messages_lost"]
+    assert lost >= 0
+    # The report the run wrote states the fault and its loss, from the file.
+    summary = (tmp_path / "report.md").read_text()
+    assert "## Faults injected" in summary
+    (row,) = [line for line in summary.splitlines() if "| restart_publisher |" in line]
+    assert f"| {lost:,} |" in row

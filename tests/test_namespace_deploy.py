@@ -176,3 +176,9 @@ def test_namespace_reference_deployment_delivers_exactly_each_subscribers_patien
         comparison["veth"]["delivered_per_s"]
         / comparison["loopback"]["delivered_per_s"]
     )
+    # The report deploy-netns writes shows both paths' figures from the file.
+    summary = (out / "report.md").read_text()
+    assert "## Veth against loopback" in summary
+    for medium in ("loopback", "veth"):
+        delivered = comparison[medium]["delivered_per_s"]
+        assert f"| {medium} |" in summary and f"{delivered:,.0f}" in summary
