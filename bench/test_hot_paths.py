@@ -20,11 +20,12 @@ import zmq
 
 from sim.accounting import TopicLedger
 from sim.histogram import Histogram
+from sim.publisher import Publisher
 from sim.roles import make_subscriber
 from sim.scenario import Scenario, resolve
 from sim.schedule import frame_chunks, slots
 from sim.subscriber import MAX_FLUSH_FRAMES, SubscriberSocket
-from sim.wire import BatchDecoder, build_frames
+from sim.wire import BatchDecoder, build_frames, raw_send
 
 # How long a benchmark waits for a subscription or a frame before failing.
 SUBSCRIPTION_TIMEOUT_MS = 10_000
@@ -225,4 +226,67 @@ def test_bare_recv_takes_a_queued_batch(benchmark, loopback_pair, frames):
         return BATCH
 
     assert benchmark.pedantic(bare, setup=queue, rounds=BENCH_ROUNDS) == BATCH
+    per_update(benchmark)
+
+
+@pytest.fixture
+def filtering_publisher(scenario):
+    """The harness's Publisher on loopback with one subscriber that follows a
+    topic never sent: every send is accepted and filtered out at once, so a
+    send loop is timed without a queue filling behind it."""
+    context = zmq.Context()
+    publisher = Publisher(scenario.replace(hwm=0), context)
+    subscriber = context.socket(zmq.SUB)
+    subscriber.connect(publisher.bind())
+    subscriber.setsockopt(zmq.SUBSCRIBE, b"nobody")
+    assert publisher.socket.poll(SUBSCRIPTION_TIMEOUT_MS), "no subscription arrived"
+    publisher.socket.recv()
+    try:
+        yield publisher
+    finally:
+        subscriber.close(linger=0)
+        publisher.close()
+        context.term()
+
+
+@pytest.fixture(scope="module")
+def records(scenario) -> np.ndarray:
+    return np.concatenate(list(frame_chunks(scenario, run_id=7)))[:BATCH].copy()
+
+
+def test_publisher_send_loop_sends_a_batch(benchmark, filtering_publisher, records):
+    """The publisher's loop as fast as it goes (stamp the send time into
+    each frame, send): compare with the two bare loops below."""
+    sent = benchmark.pedantic(
+        filtering_publisher._send_chunk, args=(records, False), rounds=BENCH_ROUNDS
+    )
+    assert sent == BATCH
+    per_update(benchmark)
+
+
+def test_bare_compiled_send_sends_a_batch(benchmark, filtering_publisher, frames):
+    """One compiled `send` per frame, nothing else: the harness's floor and
+    the baseline's loop."""
+    send = raw_send(filtering_publisher.socket)
+
+    def bare() -> int:
+        for frame in frames:
+            send(frame)
+        return BATCH
+
+    assert benchmark.pedantic(bare, rounds=BENCH_ROUNDS) == BATCH
+    per_update(benchmark)
+
+
+def test_bare_socket_send_sends_a_batch(benchmark, filtering_publisher, frames):
+    """pyzmq's usual `socket.send` per frame: what the wrapper around the
+    compiled send costs."""
+    send = filtering_publisher.socket.send
+
+    def bare() -> int:
+        for frame in frames:
+            send(frame)
+        return BATCH
+
+    assert benchmark.pedantic(bare, rounds=BENCH_ROUNDS) == BATCH
     per_update(benchmark)
