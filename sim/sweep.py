@@ -25,8 +25,12 @@ sweep.json, schema "wardcast.sweep/1":
                       delivered_per_s, dropped, sustained, dir},
                       zero_drop_rate, status, baseline_search (raw pyzmq's
                       zero-drop rate, searched the same way just after:
-                      zero_drop_rate, hwm, frames, probes[]) and
-                      ratio_to_baseline, the first rate over the second
+                      zero_drop_rate, hwm, frames, probes[]),
+                      repeats[] (with search_repeats > 1: more such pairs,
+                      alternating which of the two runs first; rate_fraction
+                      points keep the first search's rate), pair_ratios
+                      (each pair's harness rate over raw pyzmq's) and
+                      ratio_to_baseline, the median of pair_ratios
     points[]          id, params {axis: value}, repeat (1-based), dir
                       (relative to OUT), status "done" | "failed" | "pending",
                       problems[], rate (the rate asked for, when searched),
@@ -51,6 +55,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -233,24 +238,45 @@ class Sweep:
         return point_scenario(self.spec, params, rate=rate)
 
     def _search(self, params: dict[str, Any]) -> RateSearch:
+        """The zero-drop search for `params` (rate_fraction aside), run or
+        replayed, with raw pyzmq's searched beside it: `search_repeats` pairs
+        in all, whose median ratio is the harness-efficiency figure."""
         others = {k: v for k, v in params.items() if k != RATE_FRACTION}
+        record = self._search_record(others)
+        search = self._harness_search(record)
+        self._raw_search(record, search.scenario)
+        repeats = record.setdefault("repeats", [])
+        for number in range(2, self.spec.search_repeats + 1):
+            if len(repeats) < number - 1:
+                repeats.append(_new_search(others, f"{record['dir']}-r{number}"))
+            pair = repeats[number - 2]
+            # Alternate which goes first, so a machine that slows down or
+            # speeds up during a pair favours neither side.
+            if number % 2 == 0:
+                self._raw_search(pair, search.scenario)
+                self._harness_search(pair)
+            else:
+                self._harness_search(pair)
+                self._raw_search(pair, search.scenario)
+        _pair_ratios(record)
+        return search
+
+    def _search_record(self, others: dict[str, Any]) -> dict[str, Any]:
         for stored in self.document["searches"]:
             if stored["params"] == others:
-                record = stored
-                break
-        else:
-            number = len(self.document["searches"]) + 1
-            record = {
-                "params": others,
-                "dir": f"search/{number:02d}-{point_label(others) or 'base'}",
-                "probes": [],
-                "status": PENDING,
-            }
-            self.document["searches"].append(record)
+                return stored
+        number = len(self.document["searches"]) + 1
+        record = _new_search(
+            others, f"search/{number:02d}-{point_label(others) or 'base'}"
+        )
+        self.document["searches"].append(record)
+        return record
+
+    def _harness_search(self, record: dict[str, Any]) -> RateSearch:
         search = RateSearch(
             record,
             scenario=point_scenario(
-                self.spec, {**others, RATE_FRACTION: 1.0}, rate=1.0
+                self.spec, {**record["params"], RATE_FRACTION: 1.0}, rate=1.0
             ),
             probes=self.spec.search_probes,
             out=self.out,
@@ -260,24 +286,19 @@ class Sweep:
         if record["status"] != DONE:
             search.run()
             self.save()
-        if "baseline_search" not in record:
-            # Right after the harness's search, so both meet the same machine.
-            scenario = search.scenario
-            logger.info("searching raw pyzmq's zero-drop rate for %s", record["dir"])
-            raw = raw_baseline.zero_drop_search(
-                scenario.message_bytes,
-                frames=scenario.messages,
-                hwm=scenario.hwm,
-                probes=self.spec.search_probes,
-            )
-            record["baseline_search"] = raw
-            record["ratio_to_baseline"] = (
-                record["zero_drop_rate"] / raw["zero_drop_rate"]
-                if raw["zero_drop_rate"]
-                else None
-            )
-            self.save()
         return search
+
+    def _raw_search(self, record: dict[str, Any], scenario: Scenario) -> None:
+        if "baseline_search" in record:
+            return
+        logger.info("searching raw pyzmq's zero-drop rate for %s", record["dir"])
+        record["baseline_search"] = raw_baseline.zero_drop_search(
+            scenario.message_bytes,
+            frames=scenario.messages,
+            hwm=scenario.hwm,
+            probes=self.spec.search_probes,
+        )
+        self.save()
 
     def _run_point(self, point: dict[str, Any]) -> None:
         started = time.monotonic()
@@ -307,6 +328,22 @@ class Sweep:
             self.document["baseline_after"] = self._baseline(size)
         self.document["verdict"] = judge(self.document)
         self.save()
+
+
+def _new_search(params: dict[str, Any], folder: str) -> dict[str, Any]:
+    return {"params": params, "dir": folder, "probes": [], "status": PENDING}
+
+
+def _pair_ratios(record: dict[str, Any]) -> None:
+    """Each pair's harness rate over raw pyzmq's; `ratio_to_baseline` is their
+    median (a single pair's own ratio when the search ran once)."""
+    ratios = []
+    for pair in [record, *record.get("repeats", [])]:
+        raw = pair.get("baseline_search", {}).get("zero_drop_rate")
+        if raw and pair.get("status") == DONE:
+            ratios.append(pair["zero_drop_rate"] / raw)
+    record["pair_ratios"] = ratios
+    record["ratio_to_baseline"] = statistics.median(ratios) if ratios else None
 
 
 class _PointFailed(Exception):

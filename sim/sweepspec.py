@@ -71,6 +71,7 @@ _SWEEP_KEYS = {
     "warmup": "runs discarded before the first point",
     "subscriber_role": "what the subscribers axis adds",
     "search_probes": "runs spent finding the highest zero-drop rate",
+    "search_repeats": "paired harness and raw-pyzmq searches, for a median ratio",
     "latency_budget_ms": "p99 latency beyond which the design no longer holds",
     "baseline_frames": "frames in the raw-pyzmq throughput run",
     "baseline_latency_frames": "frames in the raw-pyzmq latency run",
@@ -93,6 +94,7 @@ class SweepSpec:
     warmup: int = 0
     subscriber_role: str = "administration"
     search_probes: int = DEFAULT_SEARCH_PROBES
+    search_repeats: int = 1
     latency_budget_ms: float = DEFAULT_LATENCY_BUDGET_MS
     baseline_frames: int = 300_000
     baseline_latency_frames: int = 20_000
@@ -111,7 +113,7 @@ class SweepSpec:
 
     def settings(self) -> dict[str, Any]:
         """The sweep's definition as recorded (and compared on resume)."""
-        return {
+        settings = {
             "axes": self.axes,
             "repeats": self.repeats,
             "warmup": self.warmup,
@@ -119,6 +121,11 @@ class SweepSpec:
             "search_probes": self.search_probes,
             "latency_budget_ms": self.latency_budget_ms,
         }
+        # Recorded only when set, so sweeps saved before the key existed
+        # still resume.
+        if self.search_repeats != 1:
+            settings["search_repeats"] = self.search_repeats
+        return settings
 
 
 def load_sweep(path: Path) -> SweepSpec:
@@ -168,6 +175,7 @@ def parse_sweep(table: dict, base: Scenario, *, source: str) -> SweepSpec:
         warmup=_whole(table, "warmup", 0, 0, source),
         subscriber_role=role,
         search_probes=_whole(table, "search_probes", DEFAULT_SEARCH_PROBES, 2, source),
+        search_repeats=_whole(table, "search_repeats", 1, 1, source),
         latency_budget_ms=float(budget),
         baseline_frames=_whole(table, "baseline_frames", 300_000, 100, source),
         baseline_latency_frames=_whole(

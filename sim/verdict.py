@@ -65,6 +65,7 @@ def judge(document: dict[str, Any]) -> dict[str, Any]:
                     "zero_drop_rate"
                 ),
                 "ratio_to_baseline": s.get("ratio_to_baseline"),
+                "pair_ratios": s.get("pair_ratios", []),
             }
             for s in document.get("searches", [])
         ],
@@ -443,17 +444,7 @@ def describe(document: dict[str, Any]) -> str:
     if verdict.get("baseline_drift") is not None:
         lines.append(f"baseline drift over the sweep: {verdict['baseline_drift']:+.0%}")
     for search in verdict.get("searches", []):
-        ratio = search["ratio_to_baseline"]
-        lines.append(
-            f"zero-drop rate {search['params'] or ''}: "
-            f"{search['zero_drop_rate'] or 0:,.0f}/s"
-            + (
-                f" ({ratio:.2f} of raw pyzmq's"
-                f" {search['baseline_zero_drop_rate']:,.0f}/s)"
-                if ratio
-                else ""
-            )
-        )
+        lines.append(_search_line(search))
     lines.append(verdict.get("criterion", ""))
     lines.extend(f"  {line}" for line in verdict.get("statements", []))
     shown = [f for f in verdict.get("fits", []) if f["y"] in PRINTED_FITS]
@@ -468,3 +459,23 @@ def describe(document: dict[str, Any]) -> str:
             + (f" ({error:.0f}% off)" if error is not None else "")
         )
     return "\n".join(line for line in lines if line)
+
+
+def _search_line(search: dict[str, Any]) -> str:
+    """One search's zero-drop rate and its ratio to raw pyzmq's."""
+    line = (
+        f"zero-drop rate {search['params'] or ''}: "
+        f"{search['zero_drop_rate'] or 0:,.0f}/s"
+    )
+    ratio = search["ratio_to_baseline"]
+    if not ratio:
+        return line
+    raw = search["baseline_zero_drop_rate"]
+    pairs = search.get("pair_ratios", [])
+    if len(pairs) <= 1:
+        return line + f" ({ratio:.2f} of raw pyzmq's {raw:,.0f}/s)"
+    return line + (
+        f", raw pyzmq {raw:,.0f}/s in the first pair; harness over raw"
+        f" {ratio:.2f}, the median of {len(pairs)} paired searches"
+        f" ({min(pairs):.2f} to {max(pairs):.2f})"
+    )

@@ -69,6 +69,53 @@ def test_small_sweep_records_every_point_beside_a_baseline(tmp_path, wardcast):
     assert "raw pyzmq" in completed.stdout
 
 
+SEARCHED = """
+name = "searched"
+patients = 20
+days = 10
+hwm = 10000
+[[subscriber]]
+role = "administration"
+[sweep]
+baseline_frames = 3000
+baseline_latency_frames = 300
+search_probes = 2
+search_repeats = 3
+[sweep.axes]
+rate_fraction = [0.5]
+"""
+
+
+@pytest.mark.slow
+def test_repeated_searches_pair_harness_and_raw_and_take_the_median(tmp_path, wardcast):
+    path = tmp_path / "searched.toml"
+    path.write_text(SEARCHED)
+    out = tmp_path / "out"
+    completed = wardcast("sweep", str(path), "--out", str(out))
+    assert completed.returncode == 0, completed.stderr
+    (search,) = read_sweep(out)["searches"]
+    pairs = [search, *search["repeats"]]
+    assert [p["dir"] for p in pairs] == [
+        "search/01-base",
+        "search/01-base-r2",
+        "search/01-base-r3",
+    ]
+    ratios = []
+    for pair in pairs:
+        assert pair["status"] == "done" and pair["zero_drop_rate"] > 0
+        for probe in pair["probes"]:
+            assert read_result(out / probe["dir"])["published"] == 400
+        ratios.append(
+            pair["zero_drop_rate"] / pair["baseline_search"]["zero_drop_rate"]
+        )
+    assert search["pair_ratios"] == pytest.approx(ratios)
+    assert search["ratio_to_baseline"] == pytest.approx(sorted(ratios)[1])
+    assert "median of 3 paired searches" in completed.stdout
+    # The points are placed at the first search's rate.
+    (point,) = read_sweep(out)["points"]
+    assert point["rate"] == pytest.approx(0.5 * search["zero_drop_rate"])
+
+
 def test_existing_sweep_is_not_overwritten_without_resume(tmp_path, wardcast):
     out = tmp_path / "out"
     out.mkdir()

@@ -55,6 +55,7 @@ def test_grid_is_the_cartesian_product_in_file_order(tmp_path):
         ("[sweep]\n[sweep.axes]\nfilter_side = ['both']\n", "filter_side"),
         ("[sweep]\n[sweep.axes]\nsubscribers = [0]\n", "subscribers"),
         ("[sweep]\nrepeats = 0\n[sweep.axes]\nhwm = [1]\n", "repeats"),
+        ("[sweep]\nsearch_repeats = 1.5\n[sweep.axes]\nhwm = [1]\n", "search_repeats"),
         ("[sweep]\n[sweep.axes]\nrate = [1, 2]\nrate_fraction = [1]\n", "rate"),
         ("[sweep]\n", "[sweep.axes]"),
         ("", "[sweep]"),
