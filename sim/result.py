@@ -307,10 +307,24 @@ def summary(result: dict[str, Any]) -> str:
         if index == 0 or index == len(rows) - 2:
             lines.append("  ".join("-" * w for w in widths))
     lines.append("")
-    lines.append(
-        "PASSED" if result["passed"] else "FAILED: " + "; ".join(result["problems"])
-    )
+    lines.append(_outcome_line(result))
     return "\n".join(lines)
+
+
+def _outcome_line(result: dict[str, Any]) -> str:
+    """PASSED or FAILED with the reasons; drops are measurements, not failures,
+    but a passed run that dropped says so beside the word."""
+    if not result["passed"]:
+        return "FAILED: " + "; ".join(result["problems"])
+    totals = result["totals"]
+    if not totals["dropped"]:
+        return "PASSED"
+    share = totals["dropped"] / totals["expected"] if totals["expected"] else 0.0
+    return (
+        f"PASSED with drops: {totals['dropped']:,} of {totals['expected']:,}"
+        f" expected updates ({share:.2%}) never arrived; every subscriber"
+        " received only its own patients and reported"
+    )
 
 
 def _pacing(scenario: dict[str, Any]) -> str:

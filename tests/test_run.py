@@ -105,7 +105,9 @@ def test_drops_of_a_slow_subscriber_are_counted_exactly(tmp_path):
         """,
     )
     out = tmp_path / "out"
-    run_wardcast("run", "--scenario", str(scenario), "--out", str(out), check=True)
+    completed = run_wardcast(
+        "run", "--scenario", str(scenario), "--out", str(out), check=True
+    )
     result = read_result(out)
     entry = result["subscribers"][0]
     run_id = result["run_id"]
@@ -118,6 +120,8 @@ def test_drops_of_a_slow_subscriber_are_counted_exactly(tmp_path):
     assert entry["dropped"] == true_drops
     assert entry["received"] == len(arrived)
     assert entry["foreign"] == 0
+    # Drops are a measurement: the run passes, and its last line says so.
+    assert f"PASSED with drops: {true_drops:,} of {len(sent):,}" in completed.stdout
 
 
 class LineReader:
