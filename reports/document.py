@@ -192,8 +192,15 @@ def write(folder: Path, title: str, blocks: list[Block]) -> tuple[Path, Path]:
     charts = folder / CHART_FOLDER
     charts.mkdir(exist_ok=True)
     for block in blocks:
-        if isinstance(block, ChartBlock) and block.chart.drawn:
-            (charts / f"{block.chart.key}.png").write_bytes(block.chart.png or b"")
+        if not isinstance(block, ChartBlock):
+            continue
+        path = charts / f"{block.chart.key}.png"
+        if block.chart.drawn:
+            path.write_bytes(block.chart.png or b"")
+        else:
+            # Drawn by an earlier report of this folder, not by this one: a
+            # stale picture beside the report would contradict it.
+            path.unlink(missing_ok=True)
     html_path, markdown_path = folder / "report.html", folder / "report.md"
     html_path.write_text(to_html(title, blocks))
     markdown_path.write_text(to_markdown(title, blocks))

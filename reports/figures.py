@@ -27,6 +27,12 @@ LOG_SCALE_SPAN = 20.0
 # The "nines" of an HdrHistogram percentile plot: 1 / (1 - q).
 NINES_TICKS = (50.0, 90.0, 99.0, 99.9, 99.99, 99.999, 99.9999)
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
+# More legend entries than this no longer fit inside a 9 x 4.5 inch plot
+# without hiding its data (a grid of two axes gives ten or twenty series):
+# the legend then goes below the figure, in columns, in a smaller font.
+LEGEND_INSIDE_MAX = 8
+LEGEND_COLUMNS = 2
+LEGEND_ROW_INCHES = 0.18  # one row of entries at that smaller font
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,31 @@ def new_figure(rows: int = 1, *, height: float | None = None) -> Figure:
         layout="constrained",
     )
     return figure
+
+
+def legend(*panels: Axes, fontsize: int = 9) -> None:
+    """Each panel's legend inside it when the entries are few; when they are
+    many, one legend of every panel's entries below the figure, which grows
+    taller by as much so the plots keep their size."""
+    entries: dict[str, object] = {}
+    for axes in panels:
+        for handle, label in zip(*axes.get_legend_handles_labels(), strict=True):
+            entries.setdefault(label, handle)
+    if len(entries) <= LEGEND_INSIDE_MAX:
+        for axes in panels:
+            axes.legend(fontsize=fontsize)
+        return
+    figure = panels[0].get_figure(root=True)
+    width, height = figure.get_size_inches()
+    rows = -(-len(entries) // LEGEND_COLUMNS)
+    figure.set_size_inches(width, height + rows * LEGEND_ROW_INCHES)
+    figure.legend(
+        list(entries.values()),
+        list(entries),
+        loc="outside lower center",
+        ncols=LEGEND_COLUMNS,
+        fontsize=fontsize - 2,
+    )
 
 
 def png_of(figure: Figure) -> bytes:

@@ -10,6 +10,7 @@ median, minimum and maximum.
 
 from __future__ import annotations
 
+import re
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -118,7 +119,15 @@ def series(
             x=sorted(by_x),
             values=[_spread(by_x[x]) for x in sorted(by_x)],
         )
-        for label, by_x in sorted(grouped.items())
+        for label, by_x in sorted(grouped.items(), key=lambda item: _natural(item[0]))
+    ]
+
+
+def _natural(label: str) -> list[Any]:
+    """A sort key that puts subscribers=4 before subscribers=16."""
+    return [
+        (0, int(part), "") if part.isdigit() else (1, 0, part)
+        for part in re.split(r"(\d+)", label)
     ]
 
 

@@ -26,18 +26,31 @@ from reports.figures import (
     Chart,
     Skip,
     auto_scale,
+    legend,
     new_figure,
     png_of,
     style,
     thousands,
 )
-from reports.series import Series, Spread, figure, other_axes, series, varying
+from reports.series import (
+    AXIS_NAMES,
+    Series,
+    Spread,
+    figure,
+    number,
+    other_axes,
+    series,
+    varying,
+)
 
 # The publisher sustains an offered rate when it sends at least this share of
 # it and nothing is dropped: 5% allows for start-up and the end of the run
 # falling inside the measured span.
 SUSTAINED_SHARE = 0.95
 LATENCIES = {"p50": "p50", "p99": "p99", "p999": "p99.9", "max": "max"}
+# Up to this many series, each saturation star is named in the legend.
+STARS_IN_LEGEND = 3
+STAR_MEANING = "highest offered rate sent in full with nothing dropped"
 
 
 @dataclass(frozen=True)
@@ -63,9 +76,13 @@ def draw(sweep: Sweep) -> list[tuple[Chart, Table | None]]:
 
 
 def _needs_variation(sweep: Sweep, name: str, label: str) -> list[SweepPoint]:
+    """The finished points, if they take at least two numeric values of
+    `name` (an x axis needs numbers: a rate axis of 2,000 and "max" has only
+    one)."""
     points = sweep.done
-    if len(varying(points, name)) < 2:
-        raise Skip(f"this sweep does not vary {label}")
+    numeric = [v for v in varying(points, name) if number(v) is not None]
+    if len(numeric) < 2:
+        raise Skip(f"this sweep does not vary {label} over two or more numbers")
     return points
 
 
@@ -113,8 +130,7 @@ def _latency_against(sweep: Sweep, x_name: str, x_label: str) -> Drawn:
     thousands(panels[0])
     if panels[0].get_xscale() == "log":
         thousands(panels[0], "x")
-    for axes in panels:
-        axes.legend(fontsize=8)
+    legend(*panels, fontsize=8)
     figure_.suptitle(
         f"Latency from intended send against {x_label}"
         " (median of repeats, bars from lowest to highest)",
@@ -141,9 +157,16 @@ def throughput_vs_rate(sweep: Sweep) -> Drawn:
     xs: list[float] = []
     published = series(points, "rate", lambda p: figure(p, "published_per_s"), by=by)
     dropped = series(points, "rate", lambda p: figure(p, "dropped"), by=by)
+    # With many series each star gets no legend entry of its own (the table
+    # gives every saturation point); one entry says what a star means.
+    star_labels = len(published) <= STARS_IN_LEGEND
     for index, (line, drops) in enumerate(zip(published, dropped, strict=True)):
-        rows += _draw_sent(axes, line, drops, COLOURS[index % len(COLOURS)])
+        rows += _draw_sent(
+            axes, line, drops, COLOURS[index % len(COLOURS)], star_labels
+        )
         xs += line.x
+    if not star_labels:
+        axes.plot([], [], "*", markersize=12, color="grey", label=STAR_MEANING)
     if not rows:
         raise Skip("no finished point recorded its send rate")
     axes.plot(
@@ -168,16 +191,16 @@ def throughput_vs_rate(sweep: Sweep) -> Drawn:
         ylabel="sent (updates/s)",
         title="Throughput against offered rate",
     )
-    axes.legend(fontsize=9)
+    legend(axes)
     headers = ("series", "offered /s", "sent /s (median)", "most dropped", "sustained")
     return Drawn(figure_, Table(headers, rows))
 
 
 def _draw_sent(
-    axes: Axes, line: Series, drops: Series, colour: str
+    axes: Axes, line: Series, drops: Series, colour: str, star_label: bool
 ) -> list[tuple[str, ...]]:
-    """One series of sent against offered, its saturation point starred;
-    returns its table rows."""
+    """One series of sent against offered, its saturation point starred
+    (named in the legend if `star_label`); returns its table rows."""
     _errorbar(axes, line, fmt="o-", color=colour, label=f"sent {line.label}".strip())
     point = saturation(line, drops)
     if point is not None:
@@ -187,7 +210,9 @@ def _draw_sent(
             "*",
             markersize=18,
             color=colour,
-            label=f"sustained up to {point:,.0f}/s {line.label}".strip(),
+            label=f"sustained up to {point:,.0f}/s {line.label}".strip()
+            if star_label
+            else "_nolegend_",
         )
     return [
         (
@@ -246,7 +271,7 @@ def drops_vs_rate(sweep: Sweep) -> Drawn:
         ylabel="updates dropped (% of expected, symlog)",
         title="Drops against rate, per high-water mark",
     )
-    axes.legend(fontsize=9)
+    legend(axes)
     return Drawn(
         figure_, Table(("series", "offered /s", "dropped % (median)", "range %"), rows)
     )
@@ -261,7 +286,10 @@ def _dropped_percent(point: SweepPoint) -> float | None:
 
 def filtering_cost(sweep: Sweep) -> Drawn:
     points = sweep.done
-    if (
+    # Only a sweep that sets out to vary them: subscriptions also differ
+    # between roles, and a role axis is not a question about filtering.
+    named = {*AXIS_NAMES["subscriptions"], *AXIS_NAMES["filtering"]} & set(sweep.axes)
+    if not named or (
         len(varying(points, "subscriptions")) < 2
         and len(varying(points, "filtering")) < 2
     ):
@@ -303,7 +331,7 @@ def filtering_cost(sweep: Sweep) -> Drawn:
         ylabel="CPU per message (µs)",
         title="Filtering cost: publisher side against subscriber side",
     )
-    axes.legend(fontsize=9)
+    legend(axes)
     return Drawn(
         figure_,
         Table(("series", "subscriptions", "µs/message (median)", "range"), rows),
