@@ -37,7 +37,6 @@ import gevent
 import numpy as np
 import zmq.green as zmq
 from locust import User, constant, task
-from locust.exception import StopUser
 
 from sim.locust_tally import FOREIGN_EXAMPLES, JoiningLedger, RoleTally
 from sim.progress import Progress
@@ -254,9 +253,12 @@ class HospitalUser(User):
             self.report_failures(delivery.missing, DROPPED)
             for topic in delivery.foreign:
                 self.report_failures(1, f"{FOREIGN}: {topic}", ForeignUpdate)
-        # The end-of-test drain closed this user's window: nothing more to do.
+        # The end-of-test drain closed this user's window. The user waits to
+        # be stopped rather than stop itself: Locust, stopping its users just
+        # after, logs an error for every user greenlet that has already ended.
         self.subscription.release()
-        raise StopUser()
+        while True:
+            gevent.sleep(POLL_MS / 1000)
 
     def report_failures(
         self, count: int, message: str, kind: type[Exception] = UpdateDropped
