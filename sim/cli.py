@@ -114,7 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="write sweep.json only, not report.html and report.md",
     )
 
-    from sim.realtime import add_publish_options, add_subscribe_options
+    from sim.realtime import add_publish_options
+    from sim.realtime_subscriber import add_subscribe_options
 
     add_publish_options(
         commands.add_parser("publish", help="the hospital's publisher, in real time")
@@ -463,7 +464,7 @@ def main(argv: list[str] | None = None) -> int:
         level=_log_level(args.verbose),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    from sim import realtime
+    from sim import realtime, realtime_subscriber
 
     handlers = {
         "run": command_run,
@@ -472,7 +473,7 @@ def main(argv: list[str] | None = None) -> int:
         "deploy-netns": command_deploy_netns,
         "sweep": command_sweep,
         "publish": realtime.command_publish,
-        "subscribe": realtime.command_subscribe,
+        "subscribe": realtime_subscriber.command_subscribe,
         "keys": command_keys,
     }
     try:
