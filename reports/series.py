@@ -124,10 +124,11 @@ def series(
 
 
 def _natural(label: str) -> list[Any]:
-    """A sort key that puts subscribers=4 before subscribers=16."""
+    """A sort key that puts subscribers=4 before subscribers=16 and
+    rate_fraction=0.25 before rate_fraction=0.5."""
     return [
-        (0, int(part), "") if part.isdigit() else (1, 0, part)
-        for part in re.split(r"(\d+)", label)
+        (1, 0.0, part) if index % 2 == 0 else (0, float(part), "")
+        for index, part in enumerate(re.split(r"(\d+(?:\.\d+)?)", label))
     ]
 
 
