@@ -217,98 +217,80 @@ def write_json_atomically(path: Path, document: Any) -> None:
         raise
 
 
+# The counts of a subscriber's row, in the table's order.
+COUNTED = ("expected", "received", "dropped", "foreign")
+SUMMARY_HEADER = (
+    "subscriber", "role", "topics", "expected", "received", "dropped", "foreign",
+    "p50 µs", "p99 µs", "max µs", "cpu s", "rss MiB",
+)  # fmt: skip
+
+
 def summary(result: dict[str, Any]) -> str:
     """The terminal table of a run."""
-    scenario = result["scenario"]
+    scenario, throughput = result["scenario"], result["throughput"]
     lines = [
         f"{scenario['name']}: {scenario['patients']} patients, {scenario['days']} days,"
         f" {scenario['updates_per_day']} updates a day, paced by {_pacing(scenario)},"
         f" {scenario['message_bytes']}-byte messages, hwm {scenario['hwm']}",
         f"published {result['published']:,} updates in {result['wall_seconds']:.2f} s"
-        f" ({result['throughput']['published_per_s']:,.0f}/s sent,"
-        f" {result['throughput']['delivered_per_s']:,.0f}/s delivered)",
+        f" ({throughput['published_per_s']:,.0f}/s sent,"
+        f" {throughput['delivered_per_s']:,.0f}/s delivered)",
         "",
     ]
-    header = (
-        "subscriber",
-        "role",
-        "topics",
-        "expected",
-        "received",
-        "dropped",
-        "foreign",
-        "p50 µs",
-        "p99 µs",
-        "max µs",
-        "cpu s",
-        "rss MiB",
-    )
-    rows = [header]
-    for entry in result["subscribers"]:
-        if entry["status"] != "reported":
-            rows.append(
-                (
-                    entry["name"],
-                    entry["role"],
-                    "",
-                    "",
-                    "",
-                    "",
-                    "",
-                    entry["status"].upper(),
-                    "",
-                    "",
-                    "",
-                    "",
-                )
-            )
-            continue
-        latency = entry["latency_us"]
-        rows.append(
-            (
-                entry["name"],
-                entry["role"],
-                f"{entry['topics']:,}",
-                f"{entry['expected']:,}",
-                f"{entry['received']:,}",
-                f"{entry['dropped']:,}",
-                f"{entry['foreign']:,}",
-                f"{latency['p50']:,.0f}",
-                f"{latency['p99']:,.0f}",
-                f"{latency['max']:,.0f}",
-                f"{entry['cpu_seconds']:.2f}",
-                f"{entry['max_rss_bytes'] / 2**20:.0f}",
-            )
+    rows = [SUMMARY_HEADER, *map(_subscriber_row, result["subscribers"])]
+    rows.append(_totals_row(result["totals"], result["latency_us"]))
+    lines += _aligned(rows)
+    lines += ["", _outcome_line(result)]
+    return "\n".join(lines)
+
+
+def _subscriber_row(entry: dict[str, Any]) -> tuple[str, ...]:
+    if entry["status"] != "reported":
+        blank = ("",) * 5
+        return (
+            entry["name"],
+            entry["role"],
+            *blank,
+            entry["status"].upper(),
+            *blank[1:],
         )
-    totals, latency = result["totals"], result["latency_us"]
-    rows.append(
-        (
-            "all",
-            "",
-            "",
-            f"{totals['expected']:,}",
-            f"{totals['received']:,}",
-            f"{totals['dropped']:,}",
-            f"{totals['foreign']:,}",
-            f"{latency['p50']:,.0f}",
-            f"{latency['p99']:,.0f}",
-            f"{latency['max']:,.0f}",
-            "",
-            "",
-        )
+    latency = entry["latency_us"]
+    return (
+        entry["name"],
+        entry["role"],
+        *(f"{entry[key]:,}" for key in ("topics", *COUNTED)),
+        *(f"{latency[key]:,.0f}" for key in ("p50", "p99", "max")),
+        f"{entry['cpu_seconds']:.2f}",
+        f"{entry['max_rss_bytes'] / 2**20:.0f}",
     )
-    widths = [max(len(str(row[i])) for row in rows) for i in range(len(header))]
+
+
+def _totals_row(totals: dict[str, int], latency: dict[str, float]) -> tuple[str, ...]:
+    return (
+        "all",
+        "",
+        "",
+        *(f"{totals[key]:,}" for key in COUNTED),
+        *(f"{latency[key]:,.0f}" for key in ("p50", "p99", "max")),
+        "",
+        "",
+    )
+
+
+def _aligned(rows: list[tuple[str, ...]]) -> list[str]:
+    """Rows as columns: names to the left, figures to the right, a rule under
+    the header and above the totals."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
     for index, row in enumerate(rows):
         cells = [
-            str(c).ljust(w) if i < 2 else str(c).rjust(w)
-            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+            cell.ljust(width) if column < 2 else cell.rjust(width)
+            for column, (cell, width) in enumerate(zip(row, widths, strict=True))
         ]
         lines.append("  ".join(cells).rstrip())
         if index == 0 or index == len(rows) - 2:
-            lines.append("  ".join("-" * w for w in widths))
-    lines.append("")
-    lines.append(_outcome_line(result))
-    return "\n".join(lines)
+            lines.append("  ".join("-" * width for width in widths))
+    return lines
 
 
 def _outcome_line(result: dict[str, Any]) -> str:
