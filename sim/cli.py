@@ -52,18 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(
         dest="command", required=True, parser_class=_Parser
     )
-
-    run = commands.add_parser("run", help="one simulated scenario (default: a week)")
-    add_scenario_options(run)
-    run.add_argument(
-        "--out", type=Path, help="folder for the results (default: results/NAME-TIME)"
-    )
-    run.add_argument(
-        "--no-report",
-        action="store_true",
-        help="write result.json only, not report.html and report.md",
-    )
-
+    _add_run(commands)
     report = commands.add_parser(
         "report", help="charts and an HTML report from results on disk"
     )
@@ -71,48 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     compare = commands.add_parser("compare", help="two results or sweeps side by side")
     compare.add_argument("first", type=Path, help="a run or sweep folder (A)")
     compare.add_argument("second", type=Path, help="a run or sweep folder (B)")
-    run.add_argument(
-        "--namespaces",
-        action="store_true",
-        help="each process in its own network namespace, joined by a bridge (root)",
-    )
-
-    deploy = commands.add_parser(
-        "deploy-netns",
-        help="the deployment across network namespaces, measured against loopback",
-    )
-    add_scenario_options(deploy)
-    deploy.add_argument(
-        "--out", type=Path, help="folder for the results (default: results/NAME-TIME)"
-    )
-    deploy.add_argument(
-        "--no-report",
-        action="store_true",
-        help="write result.json only, not report.html and report.md",
-    )
-    deploy.add_argument(
-        "--remove-leftovers",
-        action="store_true",
-        help="only remove namespaces and links left by runs that were killed",
-    )
-
-    sweep = commands.add_parser(
-        "sweep", help="a grid of runs from a sweep file, beside a raw-pyzmq baseline"
-    )
-    sweep.add_argument("file", type=Path, help="a scenario file with a [sweep] table")
-    sweep.add_argument(
-        "--out", type=Path, help="folder for the sweep (default: results/NAME-TIME)"
-    )
-    sweep.add_argument(
-        "--resume",
-        action="store_true",
-        help="finish the sweep already in --out, keeping the points it has",
-    )
-    sweep.add_argument(
-        "--no-report",
-        action="store_true",
-        help="write sweep.json only, not report.html and report.md",
-    )
+    _add_deploy(commands)
+    _add_sweep(commands)
 
     from sim.realtime import add_publish_options
     from sim.realtime_subscriber import add_subscribe_options
@@ -123,6 +72,63 @@ def build_parser() -> argparse.ArgumentParser:
     add_subscribe_options(
         commands.add_parser("subscribe", help="one subscriber, in real time")
     )
+    _add_keys(commands)
+    return parser
+
+
+def _add_outputs(
+    parser: argparse.ArgumentParser, written: str, folder: str = "the results"
+) -> None:
+    """--out and --no-report, for a command that writes `written`."""
+    parser.add_argument(
+        "--out", type=Path, help=f"folder for {folder} (default: results/NAME-TIME)"
+    )
+    parser.add_argument(
+        "--no-report",
+        action="store_true",
+        help=f"write {written} only, not report.html and report.md",
+    )
+
+
+def _add_run(commands: argparse._SubParsersAction) -> None:
+    run = commands.add_parser("run", help="one simulated scenario (default: a week)")
+    add_scenario_options(run)
+    _add_outputs(run, "result.json")
+    run.add_argument(
+        "--namespaces",
+        action="store_true",
+        help="each process in its own network namespace, joined by a bridge (root)",
+    )
+
+
+def _add_deploy(commands: argparse._SubParsersAction) -> None:
+    deploy = commands.add_parser(
+        "deploy-netns",
+        help="the deployment across network namespaces, measured against loopback",
+    )
+    add_scenario_options(deploy)
+    _add_outputs(deploy, "result.json")
+    deploy.add_argument(
+        "--remove-leftovers",
+        action="store_true",
+        help="only remove namespaces and links left by runs that were killed",
+    )
+
+
+def _add_sweep(commands: argparse._SubParsersAction) -> None:
+    sweep = commands.add_parser(
+        "sweep", help="a grid of runs from a sweep file, beside a raw-pyzmq baseline"
+    )
+    sweep.add_argument("file", type=Path, help="a scenario file with a [sweep] table")
+    _add_outputs(sweep, "sweep.json", folder="the sweep")
+    sweep.add_argument(
+        "--resume",
+        action="store_true",
+        help="finish the sweep already in --out, keeping the points it has",
+    )
+
+
+def _add_keys(commands: argparse._SubParsersAction) -> None:
     keys = commands.add_parser(
         "keys", help="CURVE certificates for a publisher and its subscribers"
     )
@@ -138,7 +144,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="a subscriber's name; repeat (default: the reference six)",
     )
-    return parser
 
 
 def add_scenario_options(parser: argparse.ArgumentParser) -> None:
