@@ -16,6 +16,7 @@ from pathlib import Path
 
 from reports.data import RunResult, Sweep, SweepPoint, load
 from sim.errors import UserError
+from sim.sweepspec import params_text
 
 # Means further apart than twice the widest repeat range: for repeats that
 # differ only by noise this is rare (the range of three already spans most of
@@ -167,10 +168,7 @@ def sweep_changes(a: Sweep, b: Sweep) -> list[tuple[str, list[Change]]]:
 def _settings(sweep: Sweep) -> dict[str, list[SweepPoint]]:
     groups: dict[str, list[SweepPoint]] = {}
     for point in sweep.done:
-        key = (
-            ", ".join(f"{k}={v}" for k, v in sorted(point.params.items()))
-            or "the point"
-        )
+        key = params_text(dict(sorted(point.params.items()))) or "the point"
         groups.setdefault(key, []).append(point)
     return groups
 

@@ -12,6 +12,7 @@ from reports.data import Sweep
 from reports.document import Block, Caveats, ChartBlock, Heading, Table, Text
 from reports.reproduce import report_command
 from reports.run_report import machine_table
+from sim.sweepspec import params_text
 
 POINT_LATENCIES = ("p50", "p99", "p999", "max")
 
@@ -101,8 +102,7 @@ def fits_table(fits: list[dict[str, Any]]) -> Table:
         (
             fit["y"],
             fit["x"]
-            + (" (" + ", ".join(f"{k}={v}" for k, v in fit["others"].items()) + ")")
-            * bool(fit.get("others")),
+            + (f" ({params_text(fit['others'])})" if fit.get("others") else ""),
             fit["model"],
             _flat(fit["a"]),
             _flat(fit["b"]),
@@ -160,7 +160,7 @@ def searches_table(searches: list[dict[str, Any]]) -> Table:
     the same way just after: the harness-efficiency figure."""
     rows = [
         (
-            ", ".join(f"{k}={v}" for k, v in search["params"].items()) or "base",
+            params_text(search["params"]) or "base",
             f"{search.get('zero_drop_rate') or 0.0:,.0f}",
             _rate_or_blank(search.get("baseline_zero_drop_rate")),
             _flat(search.get("ratio_to_baseline") or ""),

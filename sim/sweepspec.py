@@ -241,8 +241,7 @@ def point_scenario(
         scenario = scenario.replace(subscribers=_subscribers(spec, scenario, params))
         return resolve(scenario)
     except ScenarioError as error:
-        shown = ", ".join(f"{k}={v}" for k, v in params.items())
-        raise ScenarioError(f"sweep point {shown}: {error}") from None
+        raise ScenarioError(f"sweep point {params_text(params)}: {error}") from None
 
 
 def _subscribers(
@@ -328,6 +327,11 @@ def _by_role(role: str, scenario: Scenario, count: int) -> list[SubscriberSpec]:
         dataclasses.replace(base[i % len(base)], name=f"{base[i % len(base)].name}~{i}")
         for i in range(count)
     ]
+
+
+def params_text(params: dict[str, Any]) -> str:
+    """A point's parameters as a person reads them: `subscribers=4, hwm=10`."""
+    return ", ".join(f"{axis}={value}" for axis, value in params.items())
 
 
 def point_label(params: dict[str, Any]) -> str:

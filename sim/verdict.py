@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from sim.sweepspec import RATE_FRACTION
+from sim.sweepspec import RATE_FRACTION, params_text
 
 NUMERIC_AXES = ("subscribers", "subscriptions", "patients", "message_bytes", "hwm")
 COSTS = (
@@ -381,7 +381,7 @@ def statements(verdict: dict[str, Any]) -> list[str]:
 
 def _limit_sentence(axis: str, limit: dict[str, Any]) -> str:
     if limit.get("others"):
-        axis += " (" + ", ".join(f"{k}={v}" for k, v in limit["others"].items()) + ")"
+        axis += f" ({params_text(limit['others'])})"
     holds, breaks = limit["holds_at"], limit["breaks_at"]
     if breaks is None and not holds:
         return f"{axis}: not judged (every point ran as fast as possible)"
@@ -397,9 +397,9 @@ def _limit_sentence(axis: str, limit: dict[str, Any]) -> str:
 def _slow_sentences(verdict: dict[str, Any]) -> list[str]:
     lines = []
     for row in verdict.get("slow_subscriber", []):
-        shown = ", ".join(f"{k}={v}" for k, v in row["params"].items())
         lines.append(
-            f"slow subscriber ({shown}): it lost {row['slow_dropped']:,.0f}, the"
+            f"slow subscriber ({params_text(row['params'])}): it lost"
+            f" {row['slow_dropped']:,.0f}, the"
             f" others {row['others_dropped']:,.0f}; with no slow subscriber the"
             f" same settings lost {row['dropped_without_slow'] or 0:,.0f}"
         )
