@@ -94,10 +94,9 @@ def measure(
     paced = _exchange(message_bytes, latency_frames, rate=latency_rate, latency=True)
     latency = Histogram()
     latency.record(np.asarray(paced["latencies_ns"], dtype=np.int64))
-    span_ns = fast["last_ns"] - fast["first_ns"]
     baseline = Baseline(
         message_bytes=message_bytes,
-        throughput_per_s=(fast["received"] - 1) / (span_ns / 1e9) if span_ns else 0.0,
+        throughput_per_s=_delivered_per_s(fast),
         throughput_frames=throughput_frames,
         throughput_dropped=throughput_frames - fast["received"],
         latency_us=latency.percentiles(scale=1000.0),
@@ -125,14 +124,11 @@ def zero_drop_search(
         run = _exchange(
             message_bytes, frames, rate=None if math.isinf(rate) else rate, hwm=hwm
         )
-        span_ns = run["last_ns"] - run["first_ns"]
         dropped = frames - run["received"]
         result = {
             "rate": "max" if math.isinf(rate) else round(rate, 1),
             "published_per_s": run["sent_per_s"],
-            "delivered_per_s": (run["received"] - 1) / (span_ns / 1e9)
-            if span_ns
-            else 0.0,
+            "delivered_per_s": _delivered_per_s(run),
             "dropped": dropped,
             "sustained": sustained(
                 rate, published_per_s=run["sent_per_s"], dropped=dropped
@@ -151,6 +147,12 @@ def zero_drop_search(
         "probes": tried,
         "measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+
+
+def _delivered_per_s(run: dict) -> float:
+    """Frames a second over the subscriber's first to last receive."""
+    span_ns = run["last_ns"] - run["first_ns"]
+    return (run["received"] - 1) / (span_ns / 1e9) if span_ns else 0.0
 
 
 def _exchange(

@@ -246,13 +246,13 @@ def summary(result: dict[str, Any]) -> str:
 
 def _subscriber_row(entry: dict[str, Any]) -> tuple[str, ...]:
     if entry["status"] != "reported":
-        blank = ("",) * 5
+        # Its process state (DIED, for one) stands in the first latency column.
         return (
             entry["name"],
             entry["role"],
-            *blank,
+            *[""] * (1 + len(COUNTED)),
             entry["status"].upper(),
-            *blank[1:],
+            *[""] * 4,
         )
     latency = entry["latency_us"]
     return (
