@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -34,6 +35,15 @@ def run_wardcast(
             f"{completed.stdout}\n{completed.stderr}"
         )
     return completed
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now. Another process could take it
+    before the test binds it; on a test machine that race is rare and fails
+    loudly."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def read_result(folder: Path) -> dict:

@@ -17,7 +17,7 @@ from zmq.utils.monitor import recv_monitor_message
 
 from sim import security
 from sim.errors import EndpointError
-from tests.conftest import read_result, run_wardcast
+from tests.conftest import free_port, read_result, run_wardcast
 
 # Generous bound on any one handshake or delivery on a loaded two-core machine.
 WAIT_MS = 10_000
@@ -269,9 +269,7 @@ def test_curve_refusal_lifts_only_for_keys_insecure_or_loopback() -> None:
 
 def test_curve_real_time_roles_talk_only_with_keys(keys: Path, tmp_path: Path) -> None:
     """`wardcast publish --keys` and `wardcast subscribe` as a person runs them."""
-    with zmq.Context() as probe_context, probe_context.socket(zmq.REP) as probe:
-        port = probe.bind_to_random_port("tcp://127.0.0.1")
-    endpoint = f"tcp://127.0.0.1:{port}"
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
     command = [sys.executable, "-m", "sim.cli"]
     publisher = subprocess.Popen(
         [*command, "publish", "--keys", str(keys), "--endpoint", endpoint]
@@ -306,9 +304,7 @@ def test_curve_real_time_week_arrives_whole_before_the_publisher_exits(
 ) -> None:
     """The publisher waits for its subscriber, sends a short week at full
     speed and exits at once: its last updates must still arrive."""
-    with zmq.Context() as probe_context, probe_context.socket(zmq.REP) as probe:
-        port = probe.bind_to_random_port("tcp://127.0.0.1")
-    endpoint = f"tcp://127.0.0.1:{port}"
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
     publisher = subprocess.Popen(
         [sys.executable, "-m", "sim.cli", "publish", "--keys", str(keys)]
         + ["--endpoint", endpoint, "--patients", "25", "--days", "400"]

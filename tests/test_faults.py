@@ -7,8 +7,6 @@ cannot be made (not root, no `ip`)."""
 
 from __future__ import annotations
 
-import socket
-
 import numpy as np
 import pytest
 
@@ -17,7 +15,7 @@ from sim.fault_effects import per_topic_at
 from sim.histogram import Histogram
 from sim.scenario import Scenario, resolve
 from sim.schedule import frame_chunks, resume_chunks
-from tests.conftest import read_result, run_wardcast
+from tests.conftest import free_port, read_result, run_wardcast
 from tests.netns_support import (
     by_name,
     distinct_updates,
@@ -293,9 +291,7 @@ def test_fault_silence_reported_with_its_timing(tmp_path):
 
 
 def test_fault_real_time_subscriber_says_when_its_publisher_is_silent():
-    with socket.socket() as probe:  # a port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     completed = run_wardcast(
         "subscribe", "--role", "caregiver", "--patient", "1",
         "--endpoint", f"tcp://127.0.0.1:{port}",

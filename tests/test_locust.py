@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import socket
 import subprocess
 import sys
 import time
@@ -30,7 +29,7 @@ from sim.progress import Progress, ask, published_per_topic
 from sim.roles import make_subscriber
 from sim.scenario import Scenario, resolve
 from sim.schedule import frame_chunks
-from tests.conftest import run_wardcast
+from tests.conftest import free_port, run_wardcast
 
 LOCUSTFILE = Path(__file__).resolve().parent.parent / "bench" / "locustfile.py"
 LOCUST = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE)]
@@ -76,14 +75,6 @@ SUBSCRIBER_KEYS = {
 }
 PERCENTILE_KEYS = {"p50", "p90", "p99", "p999", "max"}
 ALL_ROLES = {"caregiver", "psychiatrist", "administration"}
-
-
-def free_port() -> int:
-    """A port nothing listens on now. Another process could take it before
-    the test binds it; on a test machine that race is rare and fails loudly."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Processes:

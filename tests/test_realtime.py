@@ -3,17 +3,10 @@ terminals."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 
-from tests.conftest import run_wardcast
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from tests.conftest import free_port, run_wardcast
 
 
 def watch_caregiver(seed: int) -> list[str]:

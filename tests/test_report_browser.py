@@ -85,6 +85,23 @@ def _browse(chromium: str, profile: Path, *options: str) -> str:
     return completed.stdout
 
 
+def _screenshot(chromium: str, report: Path, screenshot: Path) -> Path:
+    """The report as a 1000 x 1400 browser window shows it."""
+    _browse(
+        chromium, screenshot.parent / "profile-shot", "--window-size=1000,1400",
+        "--hide-scrollbars", f"--screenshot={screenshot}", report.resolve().as_uri(),
+    )  # fmt: skip
+    return screenshot
+
+
+def _assert_rendered(screenshot: Path) -> None:
+    """The screenshot is the window's size and more than one flat colour,
+    which is what a page that failed to render would be."""
+    pixels = matplotlib.image.imread(screenshot)
+    assert pixels.shape[:2] == (1400, 1000)
+    assert pixels[..., :3].std() > 0.05
+
+
 def _decoded(chromium: str, report: Path, tmp_path: Path) -> dict:
     page = tmp_path / "check.html"
     page.write_text(CHECK_PAGE.format(report=report.resolve().as_uri()))
@@ -123,16 +140,9 @@ def test_run_report_opens_in_chromium_with_every_chart_and_a_screenshot(
     drawn = {c.key for c in run_charts.draw(data.load(drops_run)) if c.drawn}
     assert len(drawn) == len(run_charts.RUN_CHARTS)
     _assert_every_chart_decodes(_decoded(chromium, html, tmp_path), drawn)
-    screenshot = tmp_path / "report.png"
-    _browse(
-        chromium, tmp_path / "profile-shot", "--window-size=1000,1400",
-        "--hide-scrollbars", f"--screenshot={screenshot}", html.resolve().as_uri(),
-    )  # fmt: skip
-    pixels = matplotlib.image.imread(screenshot)
-    assert pixels.shape[:2] == (1400, 1000)
-    # The warnings box is drawn in colour at the top: a page that failed to
-    # render would be one flat colour.
-    assert pixels[..., :3].std() > 0.05
+    screenshot = _screenshot(chromium, html, tmp_path / "report.png")
+    # The warnings box is drawn in colour at the top.
+    _assert_rendered(screenshot)
     keep = os.environ.get("WARDCAST_KEEP_SCREENSHOT")
     if keep:
         shutil.copy(screenshot, keep)
@@ -153,11 +163,4 @@ def test_the_committed_default_sweep_report_opens_with_every_chart_and_a_screens
     drawn = {c.key for c, _ in sweep_charts.draw(data.load(REFERENCE_SWEEP)) if c.drawn}
     assert {"latency-vs-subscribers", "throughput-vs-rate"} <= drawn
     _assert_every_chart_decodes(_decoded(chromium, html, tmp_path), drawn)
-    screenshot = tmp_path / "reference.png"
-    _browse(
-        chromium, tmp_path / "profile-shot", "--window-size=1000,1400",
-        "--hide-scrollbars", f"--screenshot={screenshot}", html.resolve().as_uri(),
-    )  # fmt: skip
-    pixels = matplotlib.image.imread(screenshot)
-    assert pixels.shape[:2] == (1400, 1000)
-    assert pixels[..., :3].std() > 0.05
+    _assert_rendered(_screenshot(chromium, html, tmp_path / "reference.png"))
